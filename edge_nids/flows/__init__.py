@@ -1,0 +1,1 @@
+"""Packets to bidirectional flows to feature vectors (numpy only)."""

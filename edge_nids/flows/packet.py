@@ -1,0 +1,67 @@
+"""The decoded packet record passed from the decoder to the flow table.
+
+Only the header fields the flow features need are kept; the frame bytes are not.
+Addresses stay packed (4 or 16 bytes) on the hot path and are formatted only when
+a flow is written out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+__all__ = ["Packet", "TCP", "UDP", "ICMP", "ICMPV6", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "format_ip"]
+
+TCP = 6
+UDP = 17
+ICMP = 1
+ICMPV6 = 58
+
+# TCP flag bits (byte 13 of the TCP header)
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+
+@dataclass(slots=True)
+class Packet:
+    """One decoded IP packet.
+
+    ts_us: capture timestamp, µs since the epoch (integer).
+    src, dst: packed IP addresses (4 bytes IPv4, 16 bytes IPv6).
+    proto: IP protocol number of the transport (after IPv6 extension headers).
+    sport, dport: transport ports; 0 where the protocol has none or the
+        packet is a non-first fragment.
+    payload_len: transport payload bytes, Ethernet padding included
+        (CICFlowMeter's convention).
+    header_len: transport header bytes (TCP data offset × 4, UDP 8, ICMP 8; 0 if none).
+    flags: TCP flag byte (FIN..CWR bits); 0 for other protocols.
+    window: TCP window field (unscaled); -1 for other protocols.
+    wire_len: length of the frame on the wire, bytes.
+    ip_version: 4 or 6.
+    ttl: IPv4 TTL or IPv6 hop limit.
+    """
+
+    ts_us: int
+    src: bytes
+    dst: bytes
+    proto: int
+    sport: int
+    dport: int
+    payload_len: int
+    header_len: int
+    flags: int
+    window: int
+    wire_len: int
+    ip_version: int
+    ttl: int
+
+
+def format_ip(addr: bytes) -> str:
+    """Text form of a packed IPv4 or IPv6 address."""
+    return str(ipaddress.ip_address(addr))
