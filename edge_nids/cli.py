@@ -16,12 +16,15 @@ from collections.abc import Sequence
 
 from edge_nids import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 #: Modules with a ``register(subparsers)`` function. Add a part here only when its
 #: subcommands work.
 COMMAND_MODULES: tuple[str, ...] = (
     "edge_nids.flows.commands",
+    "edge_nids.agent.commands",
+    "edge_nids.training.commands",
+    "edge_nids.convert.commands",
 )
 
 

@@ -10,7 +10,22 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["Packet", "TCP", "UDP", "ICMP", "ICMPV6", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "format_ip"]
+__all__ = [
+    "ACK",
+    "CWR",
+    "ECE",
+    "FIN",
+    "ICMP",
+    "ICMPV6",
+    "PSH",
+    "RST",
+    "SYN",
+    "TCP",
+    "UDP",
+    "URG",
+    "Packet",
+    "format_ip",
+]
 
 TCP = 6
 UDP = 17

@@ -14,12 +14,12 @@ import json
 from dataclasses import dataclass
 
 __all__ = [
-    "PROFILES",
-    "FeatureSpec",
-    "FeatureSchema",
     "CIC_IDS2017",
-    "TRAFFIC_LABELLING_HEADER",
     "MACHINE_LEARNING_CVE_HEADER",
+    "PROFILES",
+    "TRAFFIC_LABELLING_HEADER",
+    "FeatureSchema",
+    "FeatureSpec",
     "get_schema",
 ]
 
@@ -145,8 +145,18 @@ _CIC_COLUMNS: list[tuple[str, str, str, str]] = [
     (" Subflow Fwd Bytes", "Subflow Fwd Bytes", _B, "forward payload bytes per subflow"),
     (" Subflow Bwd Packets", "Subflow Bwd Packets", _N, "backward packets per subflow"),
     (" Subflow Bwd Bytes", "Subflow Bwd Bytes", _B, "backward payload bytes per subflow"),
-    ("Init_Win_bytes_forward", "Init_Win_bytes_forward", _B, "TCP window of the first forward packet; -1 if none"),
-    (" Init_Win_bytes_backward", "Init_Win_bytes_backward", _B, "TCP window of the first backward packet; -1 if none"),
+    (
+        "Init_Win_bytes_forward",
+        "Init_Win_bytes_forward",
+        _B,
+        "TCP window of the first forward packet; -1 if none",
+    ),
+    (
+        " Init_Win_bytes_backward",
+        "Init_Win_bytes_backward",
+        _B,
+        "TCP window of the first backward packet; -1 if none",
+    ),
     (" act_data_pkt_fwd", "act_data_pkt_fwd", _N, "forward packets with at least 1 payload byte"),
     (" min_seg_size_forward", "min_seg_size_forward", _B, "smallest forward transport header"),
     ("Active Mean", "Active Mean", _US, "mean active period (5 s activity timeout)"),
