@@ -1,0 +1,129 @@
+"""``edge-nids run`` and ``edge-nids install-service``: argument parsing only; the work is imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+__all__ = ["install_service_command", "register", "run_command"]
+
+
+def register(sub: Any) -> None:
+    """Add the agent's subcommands to the top-level subparsers."""
+    p = sub.add_parser(
+        "run",
+        help="capture (live or from a pcap), classify flows in real time, write EVE alerts",
+        description=(
+            "Run the detector: flows from a live interface (AF_PACKET) or a capture file are "
+            "classified by the model bundle; alerts are written as Suricata EVE JSON lines. "
+            "Flags override the config file."
+        ),
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--iface", metavar="IF", help="capture live on this interface (needs CAP_NET_RAW)")
+    src.add_argument("--pcap", metavar="FILE", help="replay this pcap/pcapng through the same pipeline")
+    src.add_argument(
+        "--demo", action="store_true", help="replay the bundled demo capture (a SYN port scan of 150 ports)"
+    )
+    p.add_argument("--realtime", action="store_true", help="replay at the capture's own pace")
+    p.add_argument("--model", metavar="BUNDLE", help="model bundle directory (default: the shipped bundle)")
+    p.add_argument("--config", metavar="YAML", help="config file (see systemd/config.example.yaml)")
+    p.add_argument("--alerts", metavar="PATH|-", help="alert output: file path or - for stdout")
+    p.add_argument("--flows", metavar="PATH|-", help="also write every classified flow as an EVE flow event")
+    p.add_argument("--bpf", metavar="EXPR", help="BPF capture filter (tcpdump syntax), live capture only")
+    p.add_argument(
+        "--threshold", type=float, metavar="P", help="attack-probability threshold (default: bundle's)"
+    )
+    p.add_argument(
+        "--stats-interval", type=float, metavar="S", help="log statistics every S seconds (0: at exit)"
+    )
+    p.add_argument("--stats-eve", action="store_true", help="also write EVE stats events to the alert output")
+    p.add_argument("--aggregate-window", type=float, metavar="S", help="alert aggregation window, s (0: off)")
+    p.add_argument("--max-flows", type=int, metavar="N", help="most open flows held (LRU eviction beyond)")
+    p.add_argument("--prometheus-port", type=int, metavar="PORT", help="serve Prometheus metrics on PORT")
+    p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    p.set_defaults(func=run_command)
+
+    q = sub.add_parser(
+        "install-service",
+        help="install the systemd unit and an example config",
+        description="Install systemd/edge-nids.service and /etc/edge-nids/config.yaml (kept if present).",
+    )
+    q.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    q.add_argument("--prefix", default="/", metavar="DIR", help="install below this root (default: /)")
+    q.add_argument("--exec", dest="executable", metavar="PATH", help="edge-nids executable for ExecStart")
+    q.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
+    q.set_defaults(func=install_service_command)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    pairs = {
+        "iface": "capture.iface",
+        "pcap": "capture.pcap",
+        "bpf": "capture.bpf",
+        "model": "model.path",
+        "threshold": "model.threshold",
+        "alerts": "outputs.alerts",
+        "flows": "outputs.flows",
+        "stats_interval": "stats.interval_s",
+        "aggregate_window": "alerts.aggregate_window_s",
+        "max_flows": "flows.max_flows",
+        "prometheus_port": "stats.prometheus_port",
+    }
+    for attr, key in pairs.items():
+        v = getattr(args, attr, None)
+        if v is not None:
+            o[key] = v
+    if args.iface:
+        o["capture.pcap"] = None
+    if args.demo:
+        from pathlib import Path
+
+        o["capture.pcap"] = str(Path(__file__).resolve().parent / "data" / "demo_port_scan.pcap")
+    if args.pcap or args.demo:
+        o["capture.iface"] = None
+    if args.realtime:
+        o["capture.realtime"] = True
+    if args.stats_eve:
+        o["stats.eve"] = True
+    if args.no_promisc:
+        o["capture.promiscuous"] = False
+    return o
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``edge-nids run``."""
+    from edge_nids.agent.config import ConfigError, load_config, with_overrides
+    from edge_nids.agent.service import AgentError, Service
+
+    if args.verbose == 0:
+        logging.getLogger("edge_nids").setLevel(logging.INFO)
+    overrides = _overrides(args)
+    try:
+        cfg = with_overrides(load_config(args.config), overrides)
+    except ConfigError as exc:
+        print(f"edge-nids run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return Service(cfg, args.config, overrides).run()
+    except AgentError as exc:
+        print(f"edge-nids run: {exc}", file=sys.stderr)
+        return 1
+
+
+def install_service_command(args: argparse.Namespace) -> int:
+    """``edge-nids install-service``."""
+    from edge_nids.agent.install import InstallError, install_service
+
+    try:
+        for line in install_service(
+            prefix=args.prefix, dry_run=args.dry_run, executable=args.executable, reload=not args.no_reload
+        ):
+            print(line)
+    except InstallError as exc:
+        print(f"edge-nids install-service: {exc}", file=sys.stderr)
+        return 1
+    return 0

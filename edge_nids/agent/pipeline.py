@@ -1,0 +1,329 @@
+"""The agent's packet-to-alert pipeline: decode → flow table → micro-batches → classifier → EVE.
+
+Time is capture time (packet timestamps, µs) throughout; the service loop also
+calls :meth:`Pipeline.tick` with the wall clock in live mode so idle flows end
+and waiting batches go out when no packet arrives.
+
+Flows are classified when they end (final verdict, written as an EVE ``flow``
+event and, above the threshold, an ``alert``) and also while still open: every
+``flows.classify_active_s`` of capture time, open flows older than that with
+new packets (or ``flows.classify_active_packets`` new packets) are classified
+again, so a flood or slowloris alerts within about two seconds of its start. A
+flow raises at most one alert (the first classification above the threshold).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_nids.agent.aggregate import Aggregator
+from edge_nids.agent.config import AgentConfig
+from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
+from edge_nids.agent.sinks import AlertSink
+from edge_nids.agent.stats import AgentStats
+from edge_nids.flows.decode import Decoder
+
+__all__ = ["BYTES_PER_FLOW", "MAX_RECHECK_S", "Model", "Pipeline", "effective_max_flows"]
+
+log = logging.getLogger(__name__)
+
+#: Longest wait between two classifications of one open flow, s.
+MAX_RECHECK_S = 60
+
+#: Measured upper estimate of one open flow's memory in the flow table, bytes (bench/bench_agent.py).
+BYTES_PER_FLOW = 2048
+
+
+def effective_max_flows(cfg: AgentConfig) -> int:
+    """The flow-table bound: ``flows.max_flows`` lowered to fit ``flows.memory_budget_mb``."""
+    by_memory = cfg.flows.memory_budget_mb * (1 << 20) // BYTES_PER_FLOW
+    return max(1, min(cfg.flows.max_flows, by_memory))
+
+
+@dataclass
+class Model:
+    """A loaded bundle with its classifier and the threshold in force."""
+
+    bundle: Any
+    classifier: Any
+    threshold: float
+    name: str
+    version: str
+    profile: str
+    labels: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def multiclass(self) -> bool:
+        """True when the model names attack classes (more than benign/attack)."""
+        return len(self.labels) > 2
+
+
+class Pipeline:
+    """Turns capture records into classified flows, alerts and flow events."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        model: Model,
+        alerts: AlertSink | None,
+        flows_out: AlertSink | None,
+        stats: AgentStats,
+        iface: str | None,
+    ) -> None:
+        from edge_nids.flows.table import FlowConfig, FlowTable
+
+        self.cfg = cfg
+        self.model = model
+        self.stats = stats
+        self.iface = iface
+        self.host = socket.gethostname()
+        self.alerts = alerts
+        self.flows_out = flows_out
+        self.decoder = Decoder()
+        self.table = FlowTable(_flow_config(FlowConfig, cfg, model.profile))
+        self.aggregator = Aggregator(self._emit_alert, cfg.alerts.aggregate_window_s, cfg.alerts.max_groups)
+        self._pending: dict[int, tuple[Any, bool]] = {}  # id(flow) -> (flow, final)
+        self._pending_since_us = 0
+        # id(flow) -> (flow, packets at last check, next due µs, current wait µs)
+        self._seen: dict[int, tuple[Any, int, int, int]] = {}
+        self._alerted: set[int] = set()
+        self.now_us = 0
+        self._next_tick_us = 0
+        self._next_sweep_us = 0
+
+    # -- configuration ------------------------------------------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        """Most flows per classifier call: ``batch.max_flows``, else the model's largest static
+        batch (padding a small batch up to it costs as much as a full one), capped at 256."""
+        if self.cfg.batch.max_flows:
+            return self.cfg.batch.max_flows
+        sizes = getattr(self.model.classifier, "batch_sizes", None) or [64]
+        return max(1, min(int(max(sizes)), 256))
+
+    def update(self, cfg: AgentConfig, model: Model) -> None:
+        """Take a reloaded config and model (same flow profile) without losing open flows."""
+        self.cfg = cfg
+        self.model = model
+        self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
+        self.aggregator.max_groups = cfg.alerts.max_groups
+
+    # -- packets and time ---------------------------------------------------------------
+
+    def packet(self, rec: tuple[int, int, bytes, int]) -> None:
+        """One capture record (ts_us, linktype, frame, wire_len)."""
+        ts_us, linktype, frame, wire_len = rec
+        st = self.stats
+        st.packets += 1
+        st.bytes += wire_len
+        pkt = self.decoder.decode(linktype, frame, ts_us, wire_len)
+        if ts_us > self.now_us:
+            self.now_us = ts_us
+        if pkt is not None:
+            ended = self.table.add(pkt)
+            if ended:
+                self._ended(ended)
+        if self.now_us >= self._next_tick_us:
+            self.tick(self.now_us)
+
+    def tick(self, now_us: int) -> None:
+        """Advance time to ``now_us`` (µs): expire idle flows, sweep open ones, flush a due batch."""
+        if now_us > self.now_us:
+            self.now_us = now_us
+        now = self.now_us
+        ended = self.table.expire(now)
+        if ended:
+            self._ended(ended)
+        if now >= self._next_sweep_us:
+            if self._next_sweep_us:
+                self._sweep(now)
+            # sweep twice per classify_active_s: a flow is re-checked at most that long after it is due
+            self._next_sweep_us = now + int(self.cfg.flows.classify_active_s * 500_000)
+        wait_us = self.cfg.batch.max_wait_ms * 1000
+        if self._pending and now - self._pending_since_us >= wait_us:
+            self._classify()
+        self.aggregator.tick(now)
+        self._next_tick_us = now + min(wait_us, 100_000)
+        if self._pending:
+            self._next_tick_us = min(self._next_tick_us, self._pending_since_us + wait_us)
+        self._sync_counters()
+
+    def finish(self) -> None:
+        """End of input or shutdown: flush and classify every open flow, flush aggregated alerts."""
+        ended = self.table.flush()
+        if ended:
+            self._ended(ended)
+        if self._pending:
+            self._classify()
+        self.aggregator.flush()
+        self._sync_counters()
+
+    def finish_aggregation(self) -> None:
+        """Write out merged alerts now (before the outputs change on reload)."""
+        self.aggregator.flush()
+        self._sync_counters()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _sync_counters(self) -> None:
+        st = self.stats
+        st.decoded = self.decoder.decoded
+        st.malformed = dict(self.decoder.counts)
+        st.evicted = int(getattr(self.table, "evicted", 0))
+        st.dropped_single = int(getattr(self.table, "dropped_single", 0))
+        st.alert_lines = self.aggregator.emitted_lines
+
+    def _ended(self, flows: Iterable[Any]) -> None:
+        for f in flows:
+            self._queue(f, True)
+
+    def _queue(self, flow: Any, final: bool) -> None:
+        key = id(flow)
+        if not self._pending:
+            self._pending_since_us = self.now_us
+            # the batch must go out max_wait_ms after its first flow, even between regular ticks
+            due = self.now_us + self.cfg.batch.max_wait_ms * 1000
+            if due < self._next_tick_us:
+                self._next_tick_us = due
+        prev = self._pending.get(key)
+        if prev is None or final:
+            self._pending[key] = (flow, final)
+        if len(self._pending) >= self.batch_size:
+            self._classify()
+
+    def _sweep(self, now: int) -> None:
+        """Queue open flows that are due for a check and got new packets since their last one.
+
+        A flow is first due ``classify_active_s`` after its first packet, or as soon as it has
+        ``classify_active_packets`` packets. After each check the wait doubles (up to
+        ``MAX_RECHECK_S``) and so does the packet count needed, so a long flow costs a few
+        classifications per doubling of its age, not one per sweep.
+        """
+        min_age = int(self.cfg.flows.classify_active_s * 1_000_000)
+        min_pkts = self.cfg.flows.classify_active_packets
+        seen = self._seen
+        alerted = self._alerted
+        live = 0
+        for f in self.table.open_flows():
+            live += 1
+            key = id(f)
+            if key in alerted:
+                continue
+            pkts = f.fwd_pkts + f.bwd_pkts
+            st = seen.get(key)
+            if st is None:
+                if now - f.first_us < min_age and pkts < min_pkts:
+                    continue
+                seen[key] = (f, pkts, now + 2 * min_age, 2 * min_age)
+                self._queue(f, False)
+                continue
+            _, last_pkts, due_us, wait_us = st
+            if pkts > last_pkts and (now >= due_us or pkts >= max(2 * last_pkts, last_pkts + min_pkts)):
+                wait_us = min(2 * wait_us, MAX_RECHECK_S * 1_000_000)
+                seen[key] = (f, pkts, now + wait_us, wait_us)
+                self._queue(f, False)
+        if len(seen) > live:
+            open_ids = {id(f) for f in self.table.open_flows()}
+            for key in [k for k in seen if k not in open_ids]:
+                del seen[key]
+
+    def _classify(self) -> None:
+        items = list(self._pending.values())
+        self._pending.clear()
+        if not items:
+            return
+        model = self.model
+        X = np.asarray([f.features() for f, _ in items], dtype=np.float64)
+        t0 = time.perf_counter_ns()
+        classes: list[str | None]
+        if model.multiclass:
+            probs = model.classifier.probabilities(X)
+            scores = probs[:, model.bundle.attack_label_indices].sum(axis=1)
+            classes = [model.labels[i] for i in probs.argmax(axis=1)]
+        else:
+            scores = model.classifier.scores(X)
+            classes = [None] * len(items)
+        self.stats.add_latency((time.perf_counter_ns() - t0) / 1000.0, len(items))
+        thr = model.threshold
+        for (f, final), score, cls in zip(items, scores, classes, strict=True):
+            key = id(f)
+            s = float(score)
+            attack = s >= thr
+            if final:
+                self.stats.flows += 1
+                self._seen.pop(key, None)
+                if self.flows_out is not None:
+                    self.flows_out.emit(self._flow_event(f, s, attack, cls))
+            else:
+                self.stats.flows_active_classified += 1
+            if attack and key not in self._alerted:
+                self.stats.alerts += 1
+                self.aggregator.add(self._alert(f, s, final, cls), f.last_us)
+                if not final:
+                    self._alerted.add(key)
+            if final:
+                self._alerted.discard(key)
+
+    def _alert(self, f: Any, score: float, final: bool, cls: str | None = None) -> dict[str, Any]:
+        a = self.cfg.alerts
+        rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed)
+        rec["alert"] = {
+            "action": "allowed",
+            "gid": 1,
+            "signature_id": a.signature_id,
+            "rev": 1,
+            "signature": a.signature,
+            "category": a.category,
+            "severity": a.severity,
+            "score": round(score, 6),
+            "threshold": round(self.model.threshold, 6),
+            "model": {"name": self.model.name, "version": self.model.version},
+        }
+        if cls is not None:
+            rec["alert"]["class"] = cls
+        rec["flow"] = flow_section(f, None if final else "open")
+        return rec
+
+    def _flow_event(self, f: Any, score: float, attack: bool, cls: str | None = None) -> dict[str, Any]:
+        rec = flow_common(f, "flow", f.last_us, self.iface, self.host, self.cfg.alerts.community_id_seed)
+        rec["flow"] = flow_section(f)
+        rec["verdict"] = cls if cls is not None else ("attack" if attack else "benign")
+        rec["score"] = round(score, 6)
+        return rec
+
+    def _emit_alert(self, rec: Any) -> None:
+        if self.alerts is not None:
+            self.alerts.emit(rec)
+
+    def stats_event(self) -> dict[str, Any]:
+        """An EVE ``stats`` event with the current counters."""
+        return {
+            "timestamp": eve_timestamp(self.now_us or time.time_ns() // 1000),
+            "event_type": "stats",
+            "in_iface": self.iface or "",
+            "host": self.host,
+            "stats": self.stats.snapshot(),
+        }
+
+
+def _flow_config(flow_config_cls: Any, cfg: AgentConfig, profile: str) -> Any:
+    """Build the flow meter's FlowConfig from the agent config (field names per its dataclass)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(flow_config_cls)}
+    wanted = {
+        "profile": profile,
+        "idle_timeout_s": cfg.flows.idle_timeout_s,
+        "active_timeout_s": cfg.flows.active_timeout_s,
+        "max_flows": effective_max_flows(cfg),
+    }
+    return flow_config_cls(**{k: v for k, v in wanted.items() if k in names and v is not None})
