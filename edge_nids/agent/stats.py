@@ -78,10 +78,13 @@ class AgentStats:
     def log_line(self) -> str:
         """One human-readable line for the log."""
         s = self.snapshot()
-        mal = sum(s["malformed"].values())
+        # frames that are not IP (ARP, LLDP, ...) are skipped, not malformed
+        non_ip = s["malformed"].get("non_ip", 0)
+        mal = sum(s["malformed"].values()) - non_ip
         return (
             f"packets={s['packets']} bytes={s['bytes']} flows={s['flows']} alerts={s['alerts']} "
-            f"alert_lines={s['alert_lines']} malformed={mal} kernel_drops={s['kernel_drops']} "
+            f"alert_lines={s['alert_lines']} malformed={mal} non_ip={non_ip} "
+            f"kernel_drops={s['kernel_drops']} "
             f"evicted={s['evicted']} dropped_single={s['dropped_single']} sink_errors={s['sink_errors']} "
             f"classify_us p50={s['classify_batch_us_p50']} "
             f"p99={s['classify_batch_us_p99']} (per flow p50={s['classify_flow_us_p50']})"

@@ -10,7 +10,6 @@ cleaning step (:mod:`edge_nids.training.clean`) removes and counts those rows.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -34,7 +33,6 @@ __all__ = [
     "load_dataset",
     "load_unsw",
     "normalise_label",
-    "sha256_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,15 +117,6 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
         else:
             raise DataError(f"{p}: no such file")
     return out
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _DASHES = "\u2013\u2014\u0096\ufffd-"

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_nids.bundle import sha256_file
 from edge_nids.flows.schema import CIC_IDS2017
-from edge_nids.training.datasets import sha256_file
 from edge_nids.training.fit import FitResult, HyperParams, fit, predict
 from edge_nids.training.metrics import classification_metrics
 from edge_nids.training.prepare import Prepared, describe, prepare
