@@ -138,6 +138,18 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
             test = load_test(cfg.model_dir / "test.npz")
         except ValueError as exc:
             raise ConversionError(str(exc)) from None
+
+    def to_tflite(m: Any) -> bytes:
+        return convert_keras(
+            m,
+            cfg.mode,
+            calibration=_calibration(cfg),
+            batch_sizes=cfg.batch_sizes,
+            unroll=cfg.unroll,
+            stepped=cfg.stepped,
+            per_channel=cfg.per_channel,
+        )
+
     pruning: dict[str, Any] | None = None
     if cfg.prune is not None:
         from edge_nids.convert.prune import gzip_size, prune_model, training_rows
@@ -147,15 +159,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
             data = training_rows(train, Preprocessor.from_dict(pre_dict))
         except (ValueError, OSError, KeyError) as exc:
             raise ConversionError(f"--prune needs the training rows: {exc}") from None
-        unpruned = convert_keras(
-            model,
-            cfg.mode,
-            calibration=_calibration(cfg),
-            batch_sizes=cfg.batch_sizes,
-            unroll=cfg.unroll,
-            stepped=cfg.stepped,
-            per_channel=cfg.per_channel,
-        )
+        unpruned = to_tflite(model)
         before = None if test is None else _keras_accuracy(model, test, train)
         model = prune_model(model, data, cfg.prune, epochs=cfg.prune_epochs, seed=int(train.get("seed", 42)))
         pruning = {
@@ -165,15 +169,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
             "bytes_unpruned": len(unpruned),
             "keras_accuracy_unpruned": before,
         }
-    flat = convert_keras(
-        model,
-        cfg.mode,
-        calibration=_calibration(cfg),
-        batch_sizes=cfg.batch_sizes,
-        unroll=cfg.unroll,
-        stepped=cfg.stepped,
-        per_channel=cfg.per_channel,
-    )
+    flat = to_tflite(model)
     if pruning is not None:
         from edge_nids.convert.prune import gzip_size
 
