@@ -61,10 +61,7 @@ def _epoch(ts: str) -> float:
 
 def label_of(rows: Sequence[LabelRow], src: str, dst: str, first: float) -> LabelRow | None:
     """The labels row of a flow (endpoints either way, first packet in the window), or None (benign)."""
-    for row in rows:
-        if row.start <= first <= row.end and {src, dst} == {row.attacker, row.victim}:
-            return row
-    return None
+    return next((row for row in rows if row.covers(first, src, dst)), None)
 
 
 def score_replay(

@@ -20,10 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_nids.flows.labels import LABELS_HEADER
+
 __all__ = ["HEADER", "LabelError", "LabelRow", "format_labels", "parse_labels", "read_labels", "write_labels"]
 
-#: Column names, in order, of every labels file.
-HEADER: tuple[str, ...] = ("scenario", "label", "attacker", "victim", "start", "end")
+#: Column names, in order, of every labels file (the format ``edge-nids extract --labels`` reads).
+HEADER: tuple[str, ...] = LABELS_HEADER
 
 
 class LabelError(ValueError):

@@ -147,33 +147,6 @@ class _Runner:
         return self.dequantize(self.invoke())
 
 
-class _NumericTransform:
-    """Vectorized equivalent of ``Preprocessor.transform`` for all-numeric preprocessors.
-
-    Same element-wise operations in the same order (so bit-identical output), but a
-    handful of numpy calls per batch instead of several per column: the per-flow cost
-    that matters on a Pi.
-    """
-
-    def __init__(self, pre: Preprocessor) -> None:
-        kept = [(j, c) for j, c in enumerate(pre.columns) if c.keep]
-        self.n_in = len(pre.columns)
-        self.keep = np.array([j for j, _ in kept], dtype=np.intp)
-        self.log = np.array([c.log for _, c in kept], dtype=bool)
-        self.any_log = bool(self.log.any())
-        self.lo = np.array([c.min for _, c in kept], dtype=np.float64)
-        self.span = np.array([c.max - c.min for _, c in kept], dtype=np.float64)
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        v = np.nan_to_num(X[:, self.keep], nan=-np.inf)
-        with np.errstate(invalid="ignore", over="ignore"):
-            if self.any_log:
-                w = v[:, self.log]
-                v[:, self.log] = np.sign(w) * np.log1p(np.abs(w))
-            v = (v - self.lo) / self.span
-        return np.clip(np.nan_to_num(v, nan=0.0), 0.0, 1.0).astype(np.float32)
-
-
 class _FusedQuantize:
     """Raw feature rows → model inputs, written straight into the runner's input buffer.
 
@@ -194,13 +167,9 @@ class _FusedQuantize:
         self.quantized = bool(scale)
         if not scale:  # float input: scale 1, zero 0, no rounding
             scale, zero = 1.0, 0
-        kept = [(j, c) for j, c in enumerate(pre.columns) if c.keep]
-        keep = np.array([j for j, _ in kept], dtype=np.intp)
+        keep, self.log, lo, span = pre.numeric_arrays()
         self.idx = keep if select is None else np.asarray(select, dtype=np.intp)[keep]
-        self.log = np.array([c.log for _, c in kept], dtype=bool)
         self.any_log = bool(self.log.any())
-        lo = np.array([c.min for _, c in kept], dtype=np.float64)
-        span = np.array([c.max - c.min for _, c in kept], dtype=np.float64)
         self.a = 1.0 / (span * scale)
         self.b = zero - lo * self.a
         if self.quantized:
@@ -259,7 +228,6 @@ class Classifier:
             self._select = None
         pre = self.bundle.preprocessor
         numeric = all(c.kind == "numeric" for c in pre.columns)
-        self._transform = _NumericTransform(pre) if numeric else pre.transform
         self._attack = np.array(self.bundle.attack_label_indices)
         self.threshold = self.bundle.threshold
         first = self._runners[0]
@@ -396,7 +364,7 @@ class Classifier:
         X = self._raw(features)
         if self._select is not None:
             X = X[:, self._select]
-        return self._transform(X)
+        return self.bundle.preprocessor.transform(X)
 
     def predict_preprocessed(self, X: np.ndarray) -> np.ndarray:
         """Preprocessed inputs [n, k] → class probabilities [n, C] (float32)."""
@@ -433,11 +401,15 @@ class Classifier:
             out[i:j] = r.dequantize(y[: j - i])
         return out
 
+    def attack_scores(self, probabilities: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, C] → attack probability [n] (sum over the attack classes)."""
+        return probabilities[:, self._attack].sum(axis=1)
+
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Raw features [n, n_features] → attack probability [n] (sum over attack classes)."""
         a, lut = self._a, self._lut
         if self._fused is None or a < 0:
-            return self.probabilities(features)[:, self._attack].sum(axis=1)
+            return self.attack_scores(self.probabilities(features))
         X = self._raw(features)
         r = self._runners[0]
         if len(X) == 1 and r.batch == 1:  # the agent's common case, in as few calls as possible

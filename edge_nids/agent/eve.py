@@ -115,16 +115,17 @@ def flow_common(
     """The fields every per-flow EVE event starts with (timestamp .. proto)."""
     proto = int(flow.proto)
     sport, dport = int(flow.sport), int(flow.dport)
+    src, dst = flow.src_ip, flow.dst_ip  # formatted from packed addresses on each access
     rec: dict[str, Any] = {
         "timestamp": eve_timestamp(ts_us),
-        "flow_id": flow_id_int(flow.src_ip, flow.dst_ip, sport, dport, proto, flow.first_us),
-        "community_id": community_id(flow.src_ip, flow.dst_ip, proto, sport, dport, seed),
+        "flow_id": flow_id_int(src, dst, sport, dport, proto, flow.first_us),
+        "community_id": community_id(src, dst, proto, sport, dport, seed),
         "event_type": event_type,
         "in_iface": iface or "",
         "host": host,
-        "src_ip": flow.src_ip,
+        "src_ip": src,
         "src_port": sport,
-        "dest_ip": flow.dst_ip,
+        "dest_ip": dst,
         "dest_port": dport,
         "proto": PROTO_NAMES.get(proto, str(proto)),
     }

@@ -30,6 +30,7 @@ from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.decode import Decoder
+from edge_nids.flows.table import FlowConfig, FlowTable
 
 __all__ = ["BYTES_PER_FLOW", "MAX_RECHECK_S", "Model", "Pipeline", "effective_max_flows"]
 
@@ -78,17 +79,16 @@ class Pipeline:
         stats: AgentStats,
         iface: str | None,
     ) -> None:
-        from edge_nids.flows.table import FlowConfig, FlowTable
-
         self.cfg = cfg
         self.model = model
+        self.batch_size = self._batch_size(cfg, model)
         self.stats = stats
         self.iface = iface
         self.host = socket.gethostname()
         self.alerts = alerts
         self.flows_out = flows_out
         self.decoder = Decoder()
-        self.table = FlowTable(_flow_config(FlowConfig, cfg, model.profile))
+        self.table = FlowTable(_flow_config(cfg, model.profile))
         self.aggregator = Aggregator(self._emit_alert, cfg.alerts.aggregate_window_s, cfg.alerts.max_groups)
         self._pending: dict[int, tuple[Any, bool]] = {}  # id(flow) -> (flow, final)
         self._pending_since_us = 0
@@ -101,19 +101,19 @@ class Pipeline:
 
     # -- configuration ------------------------------------------------------------------
 
-    @property
-    def batch_size(self) -> int:
+    @staticmethod
+    def _batch_size(cfg: AgentConfig, model: Model) -> int:
         """Most flows per classifier call: ``batch.max_flows``, else the model's largest static
         batch (padding a small batch up to it costs as much as a full one), capped at 256."""
-        if self.cfg.batch.max_flows:
-            return self.cfg.batch.max_flows
-        sizes = getattr(self.model.classifier, "batch_sizes", None) or [64]
-        return max(1, min(int(max(sizes)), 256))
+        if cfg.batch.max_flows:
+            return cfg.batch.max_flows
+        return max(1, min(int(max(model.classifier.batch_sizes)), 256))
 
     def update(self, cfg: AgentConfig, model: Model) -> None:
         """Take a reloaded config and model (same flow profile) without losing open flows."""
         self.cfg = cfg
         self.model = model
+        self.batch_size = self._batch_size(cfg, model)
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
 
@@ -178,8 +178,8 @@ class Pipeline:
         st = self.stats
         st.decoded = self.decoder.decoded
         st.malformed = dict(self.decoder.counts)
-        st.evicted = int(getattr(self.table, "evicted", 0))
-        st.dropped_single = int(getattr(self.table, "dropped_single", 0))
+        st.evicted = self.table.evicted
+        st.dropped_single = self.table.dropped_single
         st.alert_lines = self.aggregator.emitted_lines
 
     def _ended(self, flows: Iterable[Any]) -> None:
@@ -247,7 +247,7 @@ class Pipeline:
         classes: list[str | None]
         if model.multiclass:
             probs = model.classifier.probabilities(X)
-            scores = probs[:, model.bundle.attack_label_indices].sum(axis=1)
+            scores = model.classifier.attack_scores(probs)
             classes = [model.labels[i] for i in probs.argmax(axis=1)]
         else:
             scores = model.classifier.scores(X)
@@ -315,15 +315,12 @@ class Pipeline:
         }
 
 
-def _flow_config(flow_config_cls: Any, cfg: AgentConfig, profile: str) -> Any:
-    """Build the flow meter's FlowConfig from the agent config (field names per its dataclass)."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(flow_config_cls)}
+def _flow_config(cfg: AgentConfig, profile: str) -> FlowConfig:
+    """The flow meter's FlowConfig from the agent config; unset timeouts keep the profile's defaults."""
     wanted = {
         "profile": profile,
         "idle_timeout_s": cfg.flows.idle_timeout_s,
         "active_timeout_s": cfg.flows.active_timeout_s,
         "max_flows": effective_max_flows(cfg),
     }
-    return flow_config_cls(**{k: v for k, v in wanted.items() if k in names and v is not None})
+    return FlowConfig(**{k: v for k, v in wanted.items() if v is not None})

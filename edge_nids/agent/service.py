@@ -61,13 +61,13 @@ def load_model(cfg: AgentConfig) -> Model:
     except (OSError, ValueError, RuntimeError) as exc:
         raise AgentError(f"model {path}: cannot load: {exc}") from None
     threshold = cfg.model.threshold if cfg.model.threshold is not None else float(bundle.threshold)
-    meta = getattr(bundle, "meta", {}) or {}
-    name = str(getattr(bundle, "name", "") or os.path.basename(os.path.normpath(str(path))))
+    meta = bundle.meta
+    name = bundle.name
     # version: the bundle's own, else the first 12 hex digits of its model's sha256
     digest = (meta.get("sha256") or {}).get(meta.get("model_file", ""), "")
     version = str(meta.get("version") or digest[:12])
-    profile = str(getattr(bundle, "profile", None) or "cicids2017")
-    labels = [str(x) for x in getattr(bundle, "labels", [])]
+    profile = bundle.profile or "cicids2017"
+    labels = [str(x) for x in bundle.labels]
     return Model(bundle, classifier, threshold, name, version, profile, labels)
 
 

@@ -17,6 +17,7 @@ from edge_nids import __version__
 from edge_nids.bundle import BUNDLE_JSON, BundleError, load_bundle, sha256_file, write_bundle
 from edge_nids.convert.tflite import ConversionError, convert_keras, load_keras_model, op_names
 from edge_nids.convert.verify import VerificationError, check_drop, compare, load_test
+from edge_nids.training.fit import predict
 
 __all__ = ["ConvertConfig", "convert_model_dir", "read_model_dir"]
 
@@ -139,11 +140,13 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
         except ValueError as exc:
             raise ConversionError(str(exc)) from None
 
+    calibration = _calibration(cfg)
+
     def to_tflite(m: Any) -> bytes:
         return convert_keras(
             m,
             cfg.mode,
-            calibration=_calibration(cfg),
+            calibration=calibration,
             batch_sizes=cfg.batch_sizes,
             unroll=cfg.unroll,
             stepped=cfg.stepped,
@@ -223,7 +226,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
         raise ConversionError(str(exc)) from None
     summary: dict[str, Any] = {"out": str(cfg.out), "bytes": len(flat), "mode": cfg.mode, "pruning": pruning}
     if test is not None:
-        keras_probs = _keras_probs(model, test["X"])
+        keras_probs = predict(model, np.asarray(test["X"], np.float32))
         result = compare(bundle, keras_probs, test)
         summary["verify"] = result
         meta["metrics"]["tflite"] = result
@@ -252,13 +255,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
     return summary
 
 
-def _keras_probs(model: Any, X: np.ndarray) -> np.ndarray:
-    if len(X) == 0:
-        return np.zeros((0, int(model.output_shape[-1])))
-    return np.asarray(model.predict(np.asarray(X, np.float32), batch_size=1024, verbose=0), dtype=np.float64)
-
-
 def _keras_accuracy(model: Any, test: dict[str, np.ndarray], train: dict[str, Any]) -> float:
     attack = list(train.get("attack_label_indices", [1]))
-    p = _keras_probs(model, test["X"])[:, attack].sum(axis=1)
+    p = predict(model, np.asarray(test["X"], np.float32))[:, attack].sum(axis=1)
     return 100.0 * float(np.mean((p >= 0.5) == np.isin(test["y"], attack)))

@@ -17,7 +17,6 @@ import gc
 import io
 import math
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,11 +26,12 @@ from typing import TextIO
 
 from edge_nids.flows.decode import Decoder
 from edge_nids.flows.labels import BENIGN, Labeller
+from edge_nids.flows.packet import format_ip
 from edge_nids.flows.pcap import open_capture
 from edge_nids.flows.schema import TRAFFIC_LABELLING_HEADER
 from edge_nids.flows.table import Flow, FlowConfig, FlowTable
 
-__all__ = ["ExtractSummary", "extract", "flow_row", "format_timestamp", "format_value"]
+__all__ = ["ExtractSummary", "extract", "format_timestamp", "format_value"]
 
 _PROGRESS_AFTER_S = 2.0  # show the progress line only for inputs slower than this
 _PROGRESS_EVERY = 1 << 13  # records between progress checks
@@ -121,36 +121,8 @@ class _Rows:
         if text is None:
             if len(self._ip) >= _CACHE_MAX:
                 self._ip.clear()
-            text = self._ip[addr] = socket.inet_ntop(
-                socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr
-            )
+            text = self._ip[addr] = format_ip(addr)
         return text
-
-    def row(self, flow: Flow, label: str) -> list[object]:
-        """The 85 cells of one flow (numbers are written by ``csv`` as ``str``/``repr``)."""
-        values = flow.features()
-        sec = flow.first_us // 1_000_000
-        if sec != self._ts_s:
-            self._ts_s = sec
-            self._ts_text = format_timestamp(flow.first_us, self.utc_offset_h)
-        src, dst = flow.src_ip, flow.dst_ip
-        row: list[object] = [
-            f"{src}-{dst}-{flow.sport}-{flow.dport}-{flow.proto}",
-            src,
-            flow.sport,
-            dst,
-            flow.dport,
-            flow.proto,
-            self._ts_text,
-            *values[1:],
-            label,
-        ]
-        # only Flow Bytes/s and Flow Packets/s can be NaN/Infinity (zero duration)
-        for i in (20, 21):
-            v = row[i]
-            if v != v or v == math.inf:  # type: ignore[operator]
-                row[i] = format_value(v)  # type: ignore[arg-type]
-        return row
 
     def line(self, flow: Flow, label: str) -> str:
         """The CSV line (with its line end) that ``csv.writer`` would write for ``row``."""
@@ -194,11 +166,6 @@ class _Rows:
             *values,
             cell,
         )
-
-
-def flow_row(flow: Flow, label: str, utc_offset_h: float = 0.0) -> list[str]:
-    """The 85 TrafficLabelling cells of one flow, as text."""
-    return [c if isinstance(c, str) else format_value(c) for c in _Rows(utc_offset_h).row(flow, label)]
 
 
 class _Progress:
@@ -273,27 +240,25 @@ def extract(
             write_text(line(flow, label_of(flow)))
         summary.flows += len(flows)
 
-    total = 0
+    sizes = []
     for p in paths:
         try:
-            total += os.path.getsize(p)
+            sizes.append(os.path.getsize(p))
         except OSError:
-            pass
-    bar = _Progress(total, progress_stream or sys.stderr, progress)
+            sizes.append(0)
+    bar = _Progress(sum(sizes), progress_stream or sys.stderr, progress)
     started = time.perf_counter()
     # flows hold no reference cycles: the cyclic GC only re-scans the growing table
     # (it doubled the per-packet cost of a SYN flood), so pause it while reading
     capture_counts: dict[str, int] = {}
-    counters = [0]
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _run_captures(paths, decode, add, write, bar, capture_counts, counters)
+        packets = _run_captures(paths, sizes, decode, add, write, bar, capture_counts)
         write(table.flush())
     finally:
         if gc_was_enabled:
             gc.enable()
-    packets = counters[0]
     bar.done()
     summary.seconds = time.perf_counter() - started
     summary.packets = packets
@@ -310,41 +275,37 @@ def extract(
 
 def _run_captures(
     paths: Sequence[str | os.PathLike[str]],
+    sizes: Sequence[int],
     decode: Callable,
     add: Callable,
     write: Callable[[list[Flow]], None],
     bar: _Progress,
     capture_counts: dict[str, int],
-    counters: list[int],
-) -> None:
-    """The per-packet loop over every capture; ``counters[0]`` counts records read."""
+) -> int:
+    """The per-packet loop over every capture (``sizes``: their bytes, for progress);
+    returns the records read."""
     done_before = 0
     packets = 0
-    try:
-        for path in paths:
-            with open_capture(path) as cap:
-                fh = getattr(cap, "_file", None)
-                every = _PROGRESS_EVERY
-                for ts, linktype, frame, wire_len in cap:
-                    packets += 1
-                    pkt = decode(linktype, frame, ts, wire_len)
-                    if pkt is not None:
-                        ended = add(pkt)
-                        if ended:
-                            write(ended)
-                    every -= 1
-                    if not every:
-                        every = _PROGRESS_EVERY
-                        pos = fh.tell() if fh is not None and not fh.closed else 0
-                        bar.update(done_before + pos, packets)
-                for k, v in cap.counts.items():
-                    capture_counts[k] = capture_counts.get(k, 0) + v
-            try:
-                done_before += os.path.getsize(path)
-            except OSError:
-                pass
-    finally:
-        counters[0] = packets
+    for path, size in zip(paths, sizes, strict=True):
+        with open_capture(path) as cap:
+            fh = getattr(cap, "_file", None)
+            every = _PROGRESS_EVERY
+            for ts, linktype, frame, wire_len in cap:
+                packets += 1
+                pkt = decode(linktype, frame, ts, wire_len)
+                if pkt is not None:
+                    ended = add(pkt)
+                    if ended:
+                        write(ended)
+                every -= 1
+                if not every:
+                    every = _PROGRESS_EVERY
+                    pos = fh.tell() if fh is not None and not fh.closed else 0
+                    bar.update(done_before + pos, packets)
+            for k, v in cap.counts.items():
+                capture_counts[k] = capture_counts.get(k, 0) + v
+        done_before += size
+    return packets
 
 
 def labeller_function(labeller: Labeller) -> Callable[[Flow], str]:

@@ -60,11 +60,9 @@ _NAN = math.nan
 
 def _stats4(s: RunningStats | None) -> tuple[float, float, float, float]:
     """(mean, sample std, max, min) with zeros for an empty statistic."""
-    if s is None or s.n == 0:
+    if s is None:
         return 0, 0, 0, 0
-    if s.n == 1:
-        return s.mean, 0, s.max, s.min
-    return s.mean, s.std(1), s.max, s.min
+    return _inline4(s.n, s.mean, s.m2, s.max, s.min)
 
 
 def _inline4(n: int, mean: float, m2: float, mx: float, mn: float) -> tuple[float, float, float, float]:

@@ -7,7 +7,7 @@ a flow is written out.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass
 
 __all__ = [
@@ -78,5 +78,5 @@ class Packet:
 
 
 def format_ip(addr: bytes) -> str:
-    """Text form of a packed IPv4 or IPv6 address."""
-    return str(ipaddress.ip_address(addr))
+    """Text form of a packed IPv4 (4 bytes) or IPv6 (16 bytes) address."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)

@@ -91,7 +91,6 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
-_BT_SHB = 0x0A0D0D0A
 _BT_IDB = 1
 _BT_OPB = 2  # obsolete packet block
 _BT_SPB = 3

@@ -23,13 +23,12 @@ did) whenever they end by a timeout, eviction or end of input; they are counted 
 
 from __future__ import annotations
 
-import socket
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from edge_nids.flows.features import FlowFeatures
-from edge_nids.flows.packet import ACK, FIN, RST, SYN, Packet
+from edge_nids.flows.packet import ACK, FIN, RST, SYN, Packet, format_ip
 from edge_nids.flows.schema import PROFILES
 
 __all__ = ["END_REASONS", "Flow", "FlowConfig", "FlowTable"]
@@ -81,11 +80,6 @@ class FlowConfig:
         return round(idle * 1e6)
 
 
-def _ip_text(addr: bytes) -> str:
-    """Text form of a packed IPv4 (4 bytes) or IPv6 (16 bytes) address."""
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
-
-
 class Flow(FlowFeatures):
     """One bidirectional flow: endpoints (forward = src -> dst) and its feature state."""
 
@@ -104,12 +98,12 @@ class Flow(FlowFeatures):
     @property
     def src_ip(self) -> str:
         """Forward source address as text."""
-        return _ip_text(self.src)
+        return format_ip(self.src)
 
     @property
     def dst_ip(self) -> str:
         """Forward destination address as text."""
-        return _ip_text(self.dst)
+        return format_ip(self.dst)
 
     @property
     def packets(self) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_nids.training.datasets import BENIGN_CLASSES
 from edge_nids.training.fit import HyperParams, fit, predict
 from edge_nids.training.metrics import classification_metrics
 from edge_nids.training.prepare import Prepared, describe, prepare
@@ -154,7 +155,7 @@ def _dataset_section(
     d = describe(prep)
     test_classes = d["test"]["classes"]
     majority = max(test_classes.values()) / max(d["test"]["rows"], 1)
-    benign_test = sum(v for k, v in test_classes.items() if k in ("BENIGN", "Normal"))
+    benign_test = sum(v for k, v in test_classes.items() if k in BENIGN_CLASSES)
     out = [
         f"## {prep.data.dataset}",
         "",

@@ -85,7 +85,7 @@ def _evaluate_bundle(
 ) -> dict[str, Any]:
     from edge_nids.agent.classifier import Classifier
     from edge_nids.bundle import load_bundle
-    from edge_nids.training.metrics import binary_metrics
+    from edge_nids.training.metrics import classification_metrics
 
     bundle = load_bundle(path)
     if data or dataset:
@@ -101,18 +101,13 @@ def _evaluate_bundle(
         source = f"{test_npz} (held-out test split)"
     else:
         raise DataError("a bundle needs rows: pass --data FILES or --test MODEL_DIR/test.npz")
-    threshold = float(getattr(bundle, "threshold", 0.5))
+    threshold = float(bundle.threshold)
     score = np.asarray(Classifier(bundle).scores(raw), dtype=np.float64)
-    m = binary_metrics(is_attack, score >= threshold, score)
-    m["threshold"] = threshold
-    m["labels"] = ["benign", "attack"]
-    cm = [[m["tn"], m["fp"]], [m["fn"], m["tp"]]]
-    m["confusion_matrix"] = cm
-    right = (score >= threshold) == is_attack
-    m["per_class_recall"] = {
-        c: {"n": int((names == c).sum()), "recall": float(right[names == c].mean())}
-        for c in sorted(set(np.asarray(names).astype(str).tolist()))
-    }
+    y = is_attack.astype(np.int64)  # 0 benign, 1 attack
+    m = classification_metrics(
+        y, np.column_stack([1.0 - score, score]), ["benign", "attack"], [1], names, threshold=threshold
+    )
+    m.pop("class_accuracy")  # the same as accuracy for two classes
     m["rows_from"] = source
     m["model"] = str(path)
     return m

@@ -57,9 +57,14 @@ def _profile(cfg: TrainConfig) -> str | None:
 
 
 def write_model_dir(
-    out: Path, cfg: TrainConfig, prep: Prepared, result: FitResult, metrics: dict[str, Any]
+    out: Path,
+    cfg: TrainConfig,
+    prep: Prepared,
+    result: FitResult,
+    metrics: dict[str, Any],
+    probs: np.ndarray,
 ) -> None:
-    """Write every MODEL_DIR artifact for a trained model."""
+    """Write every MODEL_DIR artifact for a trained model (``probs``: its test-split predictions)."""
     from edge_nids.training.plots import plot_confusion, plot_history, plot_roc
 
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,6 @@ def write_model_dir(
         extra["X_raw"] = prep.raw("test").astype(np.float64)
     np.savez_compressed(out / "test.npz", X=X_te, y=y_te, **extra)
     attack = np.isin(y_te, prep.attack_idx)
-    probs = predict(result.model, X_te)
     plot_confusion(metrics["confusion_matrix"], prep.labels, out / "confusion_matrix.png")
     plot_roc(attack, probs[:, prep.attack_idx].sum(axis=1), metrics["roc_auc"], out / "roc.png")
     plot_history(result.history, out / "history.png")
@@ -131,10 +135,9 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     result = fit(prep, cfg.model, cfg.hp)
     print(f"{cfg.model}: {result.params} parameters, trained in {result.seconds:.1f} s")
     X_te, y_te = prep.part("test")
-    metrics = classification_metrics(
-        y_te, predict(result.model, X_te), prep.labels, prep.attack_idx, prep.names("test")
-    )
-    write_model_dir(cfg.out, cfg, prep, result, metrics)
+    probs = predict(result.model, X_te)
+    metrics = classification_metrics(y_te, probs, prep.labels, prep.attack_idx, prep.names("test"))
+    write_model_dir(cfg.out, cfg, prep, result, metrics, probs)
     return metrics
 
 

@@ -38,21 +38,16 @@ def small_csv(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+def _train_cnn_argv(csv: Path, out: Path) -> list[str]:
+    """``edge-nids train`` arguments for a small CNN on ``csv`` written to ``out``."""
+    return ["train", "--dataset", "cic-ids2017", "--data", str(csv), "--model", "cnn", "--out", str(out)]
+
+
 @pytest.fixture(scope="module")
 def model_dir(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("tf_keras")
     out = tmp_path_factory.mktemp("model") / "m"
-    argv = [
-        "train",
-        "--dataset",
-        "cic-ids2017",
-        "--data",
-        str(small_csv),
-        "--model",
-        "cnn",
-        "--out",
-        str(out),
-    ]
+    argv = _train_cnn_argv(small_csv, out)
     assert main([*argv, "--epochs", "15", "--batch-size", "32", "--lr", "0.003", "--seed", "1"]) == 0
     return out
 
@@ -128,17 +123,7 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_multiclass_labels(small_csv: Path, tmp_path: Path) -> None:
     pytest.importorskip("tf_keras")
     out = tmp_path / "mc"
-    argv = [
-        "train",
-        "--dataset",
-        "cic-ids2017",
-        "--data",
-        str(small_csv),
-        "--model",
-        "cnn",
-        "--out",
-        str(out),
-    ]
+    argv = _train_cnn_argv(small_csv, out)
     assert main([*argv, "--multiclass", "--epochs", "2", "--batch-size", "64"]) == 0
     train = json.loads((out / "train.json").read_text())
     with open(small_csv, encoding="utf-8") as f:
