@@ -12,25 +12,56 @@ detection rate, for benign traffic the false-positive rate) and, per attack,
 the capture time from the attack's start to its first alert. One command
 regenerates the table in docs/lab.md (between the ``lab-eval`` markers)::
 
-    .venv/bin/python -m lab.evaluate lab/out/test lab/out/train lab/out/demo --write docs/lab.md
+    .venv/bin/python -m lab.evaluate lab/out/test lab/out/train lab/out/demo --shared --write docs/lab.md
+
+``--shared [DIR]`` adds the set ``shared``: the two real captures under the
+shared datasets' ``pcaps/`` (not made by this lab), every flow between their
+attacker and victim labelled as the attack they record. Their replays are
+written under ``--work`` (never next to the shared files).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from lab.labels import LabelError, LabelRow, read_labels
+from lab.pcapcheck import capture_stats
 from lab.report import ReportError, replace_block
 
-__all__ = ["EVAL_BEGIN", "EVAL_END", "ScenarioScore", "label_of", "main", "render_scores", "score_replay"]
+__all__ = [
+    "EVAL_BEGIN",
+    "EVAL_END",
+    "SHARED_CAPTURES",
+    "ScenarioScore",
+    "label_of",
+    "main",
+    "render_scores",
+    "score_replay",
+    "shared_runs",
+]
+
+#: Real captures in the shared datasets (``pcaps/``): path, label row (all flows between the
+#: two addresses; the window is set to the capture's span when it is read). Not lab traffic:
+#: other networks, other tools, other years.
+SHARED_CAPTURES: tuple[tuple[str, LabelRow], ...] = (
+    (
+        "gold_cicflowmeter4_slowloris/slowloris.pcap",
+        LabelRow("shared_slowloris", "DoS slowloris", "10.0.2.15", "192.168.56.102", 0.0, 2e9),
+    ),
+    (
+        "gold_cicids2017_sqlinj/WebattackSQLinj.pcap",
+        LabelRow("cicids2017_sqlinj", "Web Attack - Sql Injection", "172.16.0.1", "192.168.10.50", 0.0, 2e9),
+    ),
+)
 
 EVAL_BEGIN = "<!-- lab-eval:begin -->"
 EVAL_END = "<!-- lab-eval:end -->"
@@ -96,6 +127,19 @@ def score_replay(
     return scores
 
 
+def shared_runs(datasets: Path) -> list[tuple[Path, list[LabelRow]]]:
+    """``(pcap, label rows)`` of the shared captures that exist under ``datasets/pcaps``."""
+    found = []
+    for rel, row in SHARED_CAPTURES:
+        pcap = datasets / "pcaps" / rel
+        if pcap.is_file():
+            span = capture_stats(pcap)
+            found.append((pcap, [replace(row, start=span.first, end=span.last)]))
+    if not found:
+        raise ReportError(f"--shared: none of the shared captures is under {datasets / 'pcaps'}")
+    return found
+
+
 def _replay(bundle: Path, pcap: Path, work: Path) -> tuple[Path, Path]:
     flows, alerts = work / f"{pcap.stem}.flows.jsonl", work / f"{pcap.stem}.alerts.jsonl"
     for path in (flows, alerts):
@@ -134,10 +178,11 @@ def render_scores(results: dict[tuple[str, str], dict[tuple[str, str], ScenarioS
             if label == "BENIGN":
                 benign.flows += sc.flows
                 benign.flagged += sc.flagged
-        lines.append(
-            f"| {model} | {run} | **all benign (FPR)** | BENIGN | {benign.flows} | {benign.flagged} "
-            f"| {100 * benign.rate:.2f} | - |"
-        )
+        if benign.flows:
+            lines.append(
+                f"| {model} | {run} | **all benign (FPR)** | BENIGN | {benign.flows} | {benign.flagged} "
+                f"| {100 * benign.rate:.2f} | - |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +196,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="model bundle directory (default: every bundle in models/)",
     )
+    p.add_argument(
+        "--shared",
+        type=Path,
+        nargs="?",
+        const=Path(
+            os.environ.get("EDGE_NIDS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+        ),
+        metavar="DIR",
+        help="also replay the real captures of the shared datasets (default DIR: $EDGE_NIDS_DATA, "
+        "else ../shared/datasets)",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path(__file__).resolve().parent / "out" / "shared-replay",
+        help="where the replays of --shared go (default lab/out/shared-replay)",
+    )
     p.add_argument("--write", type=Path, metavar="MD", help="replace the table between the lab-eval markers")
     args = p.parse_args(argv)
     results: dict[tuple[str, str], dict[tuple[str, str], ScenarioScore]] = {}
@@ -161,19 +223,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not models:
             raise ReportError("no model bundles given and none found in models/")
+        sets: list[tuple[str, Path, list[tuple[Path, list[LabelRow]]]]] = []
+        for run in args.runs:
+            pcaps = sorted(run.glob("*.pcap"))
+            if not pcaps:
+                raise ReportError(f"{run}: no .pcap files")
+            labels = run / "labels.csv"
+            rows = read_labels(labels) if labels.is_file() else []
+            sets.append((run.name, run, [(pcap, rows) for pcap in pcaps]))
+        if args.shared is not None:
+            sets.append(("shared", args.work, shared_runs(args.shared)))
         for bundle in models:
             if not (bundle / "bundle.json").is_file():
                 raise ReportError(f"{bundle}: not a model bundle (no bundle.json)")
-            for run in args.runs:
-                pcaps = sorted(run.glob("*.pcap"))
-                if not pcaps:
-                    raise ReportError(f"{run}: no .pcap files")
-                labels = run / "labels.csv"
-                rows = read_labels(labels) if labels.is_file() else []
-                work = run / f"replay-{bundle.name}"
-                work.mkdir(exist_ok=True)
+            for name, where, captures in sets:
+                work = where / f"replay-{bundle.name}"
+                work.mkdir(parents=True, exist_ok=True)
                 merged: dict[tuple[str, str], ScenarioScore] = {}
-                for pcap in pcaps:
+                for pcap, rows in captures:
                     print(f"[{time.monotonic() - t0:6.1f} s] {bundle.name}: {pcap}", file=sys.stderr)
                     flows, alerts = _replay(bundle, pcap, work)
                     for key, sc in score_replay(flows, alerts, rows, pcap.stem).items():
@@ -181,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         m.flows += sc.flows
                         m.flagged += sc.flagged
                         m.first_alert_s += sc.first_alert_s
-                results[(_model_name(bundle), run.name)] = merged
+                results[(_model_name(bundle), name)] = merged
         table = render_scores(results)
         if args.write:
             text = replace_block(args.write.read_text(encoding="utf-8"), table, EVAL_BEGIN, EVAL_END)

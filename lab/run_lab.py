@@ -56,11 +56,11 @@ LAB_DIR = Path(__file__).resolve().parent
 #: Debian packages the lab installs when a tool is missing.
 APT_PACKAGES = (
     "nmap", "hping3", "slowhttptest", "hydra", "nginx", "openssh-server", "openssh-client", "sshpass",
-    "iperf3", "tcpdump", "apache2-utils", "curl", "iproute2", "ethtool",
+    "iperf3", "tcpdump", "apache2-utils", "wrk", "curl", "iproute2", "ethtool",
 )  # fmt: skip
 _BINARIES = (
     "nmap", "hping3", "slowhttptest", "hydra", "nginx", "sshd", "ssh", "scp", "ssh-keygen", "sshpass",
-    "iperf3", "tcpdump", "ab", "curl", "ip", "ss", "ethtool", "useradd", "chpasswd",
+    "iperf3", "tcpdump", "ab", "wrk", "curl", "ip", "ss", "ethtool", "useradd", "chpasswd",
 )  # fmt: skip
 DEMO_MAX_BYTES = 2_000_000
 DEMO_SEED = 7
@@ -156,7 +156,7 @@ def _make_files(
     www.mkdir(parents=True, exist_ok=True)
     web: list[tuple[str, int]] = []
     words = "edge nids lab packet flow sensor raspberry anomaly network traffic window".split()
-    for size in (512, 2048, 4096, 16384, 65536):
+    for size in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
         body = " ".join(rng.choice(words) for _ in range(size // 6))
         text = f"<html><body><p>{body}</p></body></html>\n"[:size]
         (www / f"page-{size}.html").write_text(text)
@@ -210,7 +210,8 @@ def _run_attack(lab: Testbed, name: str, ctx: LabContext, tally: _StepCounter, s
     scenario = SCENARIOS[name]
     assert scenario.label is not None
     steps = build_steps(name, ctx)
-    print(f"  {name}: {' '.join(steps[0].argv)}", file=sys.stderr)
+    for step in steps:
+        print(f"  {name}: {' '.join(step.argv)}", file=sys.stderr)
     start = time.time()
     _run_steps(lab, steps, f"{name}.log", tally)
     end = time.time()

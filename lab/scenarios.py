@@ -180,6 +180,47 @@ def _web(ctx: LabContext, rng: random.Random) -> list[Step]:
     return steps
 
 
+def _small_files(ctx: LabContext, limit: int) -> list[str]:
+    """URL paths of the web files up to ``limit`` bytes (the smallest one if none is)."""
+    small = [p for p, size in ctx.web_files if size <= limit]
+    return small or [min(ctx.web_files, key=lambda f: f[1])[0]]
+
+
+def _browse(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """Page loads: a page plus its assets over 2-6 parallel keep-alive connections, then think time."""
+    assets = _small_files(ctx, 16384 if ctx.light else 65536)
+    steps = []
+    for _ in range(_n(25, ctx.scale, 3)):
+        argv = [
+            "curl", "-s", "--max-time", "20", "--connect-timeout", "5",
+            "--interface", rng.choice(ctx.clients),
+            "--parallel", "--parallel-max", str(rng.choice([2, 4, 6])),
+        ]  # fmt: skip
+        if rng.random() < 0.15:
+            argv.append("-0")  # an HTTP/1.0 client: one connection per object
+        for path in rng.choices(assets, k=rng.randint(4, 15)):
+            argv += ["-o", "/dev/null", f"http://{ctx.victim}{path}"]
+        steps.append(Step("client", tuple(argv), 30.0, round(rng.uniform(0.5, 4.0), 2)))
+    return steps
+
+
+def _poll(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """Monitoring-style polling: small objects, a new connection for each, a few per second."""
+    small = _small_files(ctx, 16384)
+    steps = []
+    for _ in range(_n(8, ctx.scale, 2)):
+        count = rng.randint(8, 25)
+        rate = rng.choice([1, 2, 5, 10])
+        argv = [
+            "curl", "-s", "--max-time", "10", "--connect-timeout", "5",
+            "--interface", rng.choice(ctx.clients), "-H", "Connection: close", "--rate", f"{rate}/s",
+        ]  # fmt: skip
+        for path in rng.choices(small, k=count):
+            argv += ["-o", "/dev/null", f"http://{ctx.victim}{path}"]
+        steps.append(Step("client", tuple(argv), count / rate + 20.0, round(rng.uniform(0.5, 3.0), 2)))
+    return steps
+
+
 def _ssh(ctx: LabContext, rng: random.Random) -> list[Step]:
     steps = []
     for _ in range(_n(12, ctx.scale, 2)):
@@ -233,18 +274,27 @@ def _iperf(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 
 def _nmap(kind: str) -> Callable[[LabContext, random.Random], list[Step]]:
-    def build(ctx: LabContext, rng: random.Random) -> list[Step]:
-        argv = ["nmap", "-n", "-Pn", f"-T{rng.choice([3, 4, 4])}", "--max-retries", "1"]
-        if kind == "syn":
-            argv += ["-sS", "-p", f"1-{min(65535, _n(1000, ctx.scale, 20) + rng.randrange(200))}"]
-            limit = 60
-        elif kind == "connect":
-            argv += ["-sT", "--top-ports", str(min(5000, _n(1000, ctx.scale, 20) + rng.randrange(200)))]
+    """nmap scans; SYN and connect scans run twice with independently drawn options."""
+
+    def one(ctx: LabContext, rng: random.Random, part: float) -> Step:
+        argv = ["nmap", "-n", "-Pn", f"-T{rng.choice([3, 4, 4, 5])}", "--max-retries", "1"]
+        ports = min(5000, _n(1000 * part, ctx.scale, 20) + rng.randrange(200))
+        if kind in ("syn", "connect"):
+            argv.append("-sS" if kind == "syn" else "-sT")
+            if rng.random() < 0.5:
+                first = rng.choice([1, 1, 20, 100])
+                argv += ["-p", f"{first}-{min(65535, first + ports)}"]
+            else:
+                argv += ["--top-ports", str(ports)]
+            if rng.random() < 0.3:
+                argv += ["--scan-delay", f"{rng.choice([1, 2, 5])}ms"]
+            if kind == "syn" and rng.random() < 0.25:
+                argv += ["-g", rng.choice(["53", "80"])]  # a fixed source port, as firewall evasion
             limit = 60
         elif kind == "version":
             extra = sorted(rng.sample(range(1, 1024), 4))
-            ports = ",".join(str(p) for p in sorted({22, 53, 80, 5201, *extra}))
-            argv += ["-sV", "--version-intensity", str(rng.randint(5, 9)), "-p", ports]
+            ports_list = ",".join(str(p) for p in sorted({22, 53, 80, 5201, *extra}))
+            argv += ["-sV", "--version-intensity", str(rng.randint(5, 9)), "-p", ports_list]
             limit = 120
         else:
             argv += [
@@ -256,39 +306,43 @@ def _nmap(kind: str) -> Callable[[LabContext, random.Random], list[Step]]:
             ]
             limit = 90
         argv += ["--host-timeout", f"{round(limit * max(1.0, ctx.scale))}s", ctx.victim]
-        return [Step("attacker", tuple(argv), limit * max(1.0, ctx.scale) + 15)]
+        return Step("attacker", tuple(argv), limit * max(1.0, ctx.scale) + 15, 1.0)
+
+    def build(ctx: LabContext, rng: random.Random) -> list[Step]:
+        if kind in ("syn", "connect"):
+            return [one(ctx, rng, 0.5), one(ctx, rng, 0.5)]
+        return [one(ctx, rng, 1.0)]
 
     return build
 
 
 def _syn_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
-    count = _n(20000, ctx.scale, 100)
-    interval_us = rng.choice([200, 300, 500])
-    port = rng.choice(["80", "80", "22"])
-    argv = ("hping3", "-q", "-S", "-p", port, "-c", str(count), "-i", f"u{interval_us}", ctx.victim)
-    return [Step("attacker", argv, count * interval_us / 1e6 * 3 + 15)]
+    """Two hping3 SYN bursts with their own port, rate and (sometimes) payload."""
+    steps = []
+    for _ in range(2):
+        count = _n(10000, ctx.scale, 50)
+        interval_us = rng.choice([200, 300, 500])
+        argv = ["hping3", "-q", "-S", "-p", rng.choice(["80", "80", "22", "443"])]
+        if rng.random() < 0.3:
+            argv += ["-d", str(rng.choice([40, 120, 512]))]
+        argv += ["-c", str(count), "-i", f"u{interval_us}", ctx.victim]
+        steps.append(Step("attacker", tuple(argv), count * interval_us / 1e6 * 3 + 15, 0.5))
+    return steps
 
 
 def _udp_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
-    count = _n(10000, ctx.scale, 100)
-    interval_us = rng.choice([200, 300, 500])
-    port = rng.choice(["53", "53", "123", "161"])
-    size = rng.choice([64, 256, 512])
-    argv = (
-        "hping3",
-        "-q",
-        "--udp",
-        "-p",
-        port,
-        "-d",
-        str(size),
-        "-c",
-        str(count),
-        "-i",
-        f"u{interval_us}",
-        ctx.victim,
-    )
-    return [Step("attacker", argv, count * interval_us / 1e6 * 3 + 15)]
+    """Two hping3 UDP bursts with their own port, payload size and rate."""
+    steps = []
+    for _ in range(2):
+        count = _n(5000, ctx.scale, 50)
+        interval_us = rng.choice([200, 300, 500])
+        argv = (
+            "hping3", "-q", "--udp", "-p", rng.choice(["53", "53", "123", "161", "5060"]),
+            "-d", str(rng.choice([32, 64, 256, 512, 1024])), "-c", str(count), "-i", f"u{interval_us}",
+            ctx.victim,
+        )  # fmt: skip
+        steps.append(Step("attacker", argv, count * interval_us / 1e6 * 3 + 15, 0.5))
+    return steps
 
 
 def _slowloris(ctx: LabContext, rng: random.Random) -> list[Step]:
@@ -321,13 +375,28 @@ def _ssh_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 
 def _http_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
-    small = [p for p, size in ctx.web_files if size <= 4096] or [ctx.web_files[0][0]]
-    seconds = _n(30, ctx.scale, 5)
-    argv = (
-        "ab", "-q", "-r", "-s", "10", "-t", str(seconds), "-n", str(_n(5000, ctx.scale, 100)),
-        "-c", str(rng.choice([20, 50, 100])), f"http://{ctx.victim}{rng.choice(small)}",
-    )  # fmt: skip
-    return [Step("attacker", argv, seconds + 20.0)]
+    """Three bursts, each with its own tool (ab or wrk), page, concurrency and connection reuse.
+
+    ab is bounded by a request count and pages up to 16 KB; wrk has no request count, so
+    it gets pages up to 4 KB and a third of the time (at loopback speed it otherwise
+    writes gigabytes).
+    """
+    seconds = _n(10, ctx.scale, 2)
+    steps = []
+    for _ in range(3):
+        conc = rng.choice([10, 20, 50, 100])
+        if rng.random() < 0.6:
+            url = f"http://{ctx.victim}{rng.choice(_small_files(ctx, 16384))}"
+            argv = ["ab", "-q", "-r", "-s", "10", "-t", str(seconds), "-n", str(_n(2000, ctx.scale, 50))]
+            argv += ["-c", str(conc), *(["-k"] if rng.random() < 0.3 else []), url]
+            limit = seconds
+        else:
+            url = f"http://{ctx.victim}{rng.choice(_small_files(ctx, 4096))}"
+            limit = _n(3, ctx.scale, 1)
+            argv = ["wrk", "-t", "2", "-c", str(min(conc, 50)), "-d", f"{limit}s", "--timeout", "10s"]
+            argv += [*(["-H", "Connection: close"] if rng.random() < 0.5 else []), url]
+        steps.append(Step("attacker", tuple(argv), limit + 20.0, 0.5))
+    return steps
 
 
 def make_wordlist(rng: random.Random, size: int, password: str) -> list[str]:
@@ -359,21 +428,21 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("web", None, "curl fetches of files 0.5 KB-4 MB with pauses, keep-alive, HEAD, 404", _web),
+        Scenario("browse", None, "page loads: 4-15 objects over 2-6 parallel connections", _browse),
+        Scenario("poll", None, "polling small objects, a new connection each, 1-10 per second", _poll),
         Scenario("ssh", None, "SSH password logins (sshpass) that run shell commands", _ssh),
         Scenario("scp", None, "scp uploads and downloads of 64 KB-2 MB files", _scp),
         Scenario("dns", None, "DNS-like UDP queries and answers (lab/dnslike.py)", _dns),
         Scenario("iperf", None, "one iperf3 TCP transfer at 10-30 Mbit/s", _iperf),
-        Scenario("nmap_syn", "PortScan", "nmap SYN scan (-sS) of the low TCP ports", _nmap("syn")),
-        Scenario(
-            "nmap_connect", "PortScan", "nmap connect scan (-sT) of the top TCP ports", _nmap("connect")
-        ),
+        Scenario("nmap_syn", "PortScan", "two nmap SYN scans (-sS), own ports and timing", _nmap("syn")),
+        Scenario("nmap_connect", "PortScan", "two nmap connect scans (-sT)", _nmap("connect")),
         Scenario("nmap_version", "PortScan", "nmap service/version scan (-sV)", _nmap("version")),
         Scenario("nmap_udp", "PortScan", "nmap UDP scan (-sU) of the top UDP ports", _nmap("udp")),
-        Scenario("syn_flood", "DoS SYN Flood", "hping3 SYN flood on a web or SSH port", _syn_flood),
+        Scenario("syn_flood", "DoS SYN Flood", "two hping3 SYN bursts on a web or SSH port", _syn_flood),
         Scenario("slowloris", "DoS slowloris", "slowhttptest slow headers (slowloris) on nginx", _slowloris),
         Scenario("ssh_bruteforce", "SSH-BruteForce", "hydra SSH password guessing", _ssh_bruteforce),
-        Scenario("http_flood", "DoS HTTP Flood", "ab: thousands of short HTTP/1.0 requests", _http_flood),
-        Scenario("udp_flood", "DoS UDP Flood", "hping3 UDP flood", _udp_flood),
+        Scenario("http_flood", "DoS HTTP Flood", "three ab/wrk bursts, pages ≤ 16 KB", _http_flood),
+        Scenario("udp_flood", "DoS UDP Flood", "two hping3 UDP bursts", _udp_flood),
     )
 }
 
@@ -384,6 +453,13 @@ COMPOSITES: dict[str, Composite] = {
         "benign web/ssh/dns with a short nmap SYN scan, hping3 SYN flood and slowloris inside",
         background=("web", "web", "ssh", "dns", "dns"),
         attacks=(("nmap_syn", 0.3), ("syn_flood", 0.1), ("slowloris", 0.4)),
+    ),
+    "busy": Composite(
+        "busy",
+        "benign page loads, polling, web, ssh and dns while an HTTP flood, slowloris, a SYN flood "
+        "and a connect scan run: benign flows under load",
+        background=("browse", "poll", "web", "ssh", "dns"),
+        attacks=(("http_flood", 0.5), ("slowloris", 0.5), ("syn_flood", 0.2), ("nmap_connect", 0.5)),
     ),
 }
 

@@ -41,6 +41,7 @@ def _train(args: argparse.Namespace) -> int:
         hp=hp,
         multiclass=args.multiclass,
         max_rows=args.max_rows,
+        max_per_class=args.max_per_class,
         profile=args.profile,
         log_mode=args.log,
         command=command_line(),
@@ -117,6 +118,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--multiclass", action="store_true", help="one output per class instead of attack/benign")
     p.add_argument("--max-rows", type=int, help="stratified subsample of the cleaned rows")
+    p.add_argument(
+        "--max-per-class",
+        type=int,
+        metavar="N",
+        help="keep at most N cleaned rows of each class label (seeded; before the split)",
+    )
     p.add_argument(
         "--log",
         default="all",

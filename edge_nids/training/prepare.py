@@ -16,7 +16,7 @@ import numpy as np
 from edge_nids.preprocess import Preprocessor
 from edge_nids.training.clean import CleanReport, clean, subset
 from edge_nids.training.datasets import BENIGN_CLASSES, LabelledData, load_dataset
-from edge_nids.training.split import Split, split_indices, stratified_split
+from edge_nids.training.split import Split, cap_per_class, split_indices, stratified_split
 
 __all__ = ["Prepared", "class_weights", "describe", "prepare", "raw_matrix"]
 
@@ -71,6 +71,7 @@ def prepare(
     seed: int,
     multiclass: bool = False,
     max_rows: int | None = None,
+    max_per_class: int | None = None,
     log_mode: str = "all",
     test_fraction: float = 0.3,
     val_fraction: float = 0.1,
@@ -81,6 +82,16 @@ def prepare(
     log.info("cleaning: %s", report.to_dict())
     notes = list(data.notes)
     rows_before = len(data)
+    if max_per_class is not None:
+        keep_idx = cap_per_class(data.classes, max_per_class, seed)
+        if len(keep_idx) < len(data):
+            names, counts = np.unique(data.classes, return_counts=True)
+            capped = sorted(str(c) for c in names[counts > max_per_class])
+            data = subset(data, np.isin(np.arange(len(data)), keep_idx))
+            notes.append(
+                f"at most {max_per_class} rows per class (--max-per-class): {len(data)} of {rows_before} "
+                f"cleaned rows kept; capped: {', '.join(capped)}"
+            )
     if max_rows is not None and len(data) > max_rows:
         keep, _ = stratified_split(data.classes, (max_rows / len(data), 1 - max_rows / len(data)), seed)
         data = subset(data, np.isin(np.arange(len(data)), keep))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Split", "split_indices", "stratified_split"]
+__all__ = ["Split", "cap_per_class", "split_indices", "stratified_split"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,22 @@ class Split:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def cap_per_class(classes: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Sorted row indices keeping at most ``cap`` rows of each class (a seeded random choice).
+
+    Lab captures hold tens of thousands of flows of one flood and hundreds of benign
+    ones; capping each class stops one tool's flows from outweighing everything else.
+    """
+    if cap < 1:
+        raise ValueError(f"--max-per-class {cap}: must be at least 1")
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    for value in np.unique(classes):
+        idx = np.flatnonzero(classes == value)
+        keep.append(idx if len(idx) <= cap else rng.choice(idx, cap, replace=False))
+    return np.sort(np.concatenate(keep))
 
 
 def stratified_split(strata: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:

@@ -39,6 +39,7 @@ class TrainConfig:
     hp: HyperParams = field(default_factory=HyperParams)
     multiclass: bool = False
     max_rows: int | None = None
+    max_per_class: int | None = None
     profile: str | None = None
     log_mode: str = "all"
     command: str = ""
@@ -124,6 +125,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         seed=cfg.hp.seed,
         multiclass=cfg.multiclass,
         max_rows=cfg.max_rows,
+        max_per_class=cfg.max_per_class,
         log_mode=cfg.log_mode,
     )
     c = prep.clean_report

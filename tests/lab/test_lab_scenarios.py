@@ -23,7 +23,9 @@ from lab.scenarios import (
     validate_scale,
 )
 
-TOOLS = {"curl", "sshpass", "iperf3", "nmap", "hping3", "slowhttptest", "hydra", "ab", "/usr/bin/python3"}
+TOOLS = {
+    "curl", "sshpass", "iperf3", "nmap", "hping3", "slowhttptest", "hydra", "ab", "wrk", "/usr/bin/python3",
+}  # fmt: skip
 
 
 def ctx(seed: int = 1, scale: float = 1.0) -> LabContext:
@@ -52,7 +54,7 @@ def _count_arg(steps: list[Step], flag: str) -> int:
 
 def test_groups_expand_in_order() -> None:
     assert select_scenarios("all") == list(SCENARIOS)
-    assert select_scenarios("benign") == ["web", "ssh", "scp", "dns", "iperf"]
+    assert select_scenarios("benign") == ["web", "browse", "poll", "ssh", "scp", "dns", "iperf"]
     attacks = select_scenarios("attacks")
     assert all(SCENARIOS[n].label for n in attacks) and len(attacks) == 9
     assert select_scenarios("dns, nmap_syn,demo") == ["dns", "nmap_syn", "demo"]
@@ -94,8 +96,9 @@ def test_every_scenario_is_bounded_and_stays_in_the_lab(name: str, scale: float)
             assert any(addr in net for net in LAB_NETS), (name, token)
     if attack:
         # Each attack tool also gets its own count or time limit.
-        limits = {"-c", "-l", "-t", "-n", "--host-timeout", "-P"}
-        assert limits & set(steps[0].argv), steps[0].argv
+        limits = {"hping3": "-c", "slowhttptest": "-l", "ab": "-t", "wrk": "-d", "nmap": "--host-timeout"}
+        for step in steps:
+            assert limits.get(step.argv[0], "-P") in step.argv, step.argv
 
 
 def test_same_seed_same_steps_other_seed_other_options() -> None:
@@ -108,10 +111,35 @@ def test_same_seed_same_steps_other_seed_other_options() -> None:
 def test_scale_changes_counts_and_durations() -> None:
     assert len(build_steps("web", ctx(scale=2.0))) == 120
     assert len(build_steps("web", ctx(scale=0.5))) == 30
-    assert _count_arg(build_steps("syn_flood", ctx(scale=0.5)), "-c") == 10000
-    assert _count_arg(build_steps("udp_flood", ctx(scale=2.0)), "-c") == 20000
+    assert _count_arg(build_steps("syn_flood", ctx(scale=0.5)), "-c") == 5000
+    assert _count_arg(build_steps("udp_flood", ctx(scale=2.0)), "-c") == 10000
     assert _count_arg(build_steps("slowloris", ctx(scale=0.5)), "-l") == 15
-    assert _count_arg(build_steps("http_flood", ctx(scale=0.2)), "-n") == 1000
+    durations = set()
+    for seed in range(1, 9):
+        for step in build_steps("http_flood", ctx(seed=seed, scale=2.0)):
+            flag = "-t" if step.argv[0] == "ab" else "-d"
+            durations.add((step.argv[0], step.argv[step.argv.index(flag) + 1]))
+    assert durations == {("ab", "20"), ("wrk", "6s")}
+
+
+def test_attacks_vary_within_a_run() -> None:
+    """Training captures hold several setups of an attack, not one: options differ between its steps."""
+    files = (("/index.html", 70), ("/page-512.html", 512), ("/page-2048.html", 2048),
+             ("/page-16384.html", 16384), ("/page-65536.html", 65536))  # fmt: skip
+    from dataclasses import replace
+
+    c = replace(ctx(), web_files=files)
+    for name in ("nmap_syn", "nmap_connect", "syn_flood", "udp_flood", "http_flood"):
+        steps = build_steps(name, c)
+        assert len(steps) >= 2 and len({s.argv for s in steps}) == len(steps), name
+    tools, pages, keepalive = set(), set(), set()
+    for seed in range(1, 9):
+        for step in build_steps("http_flood", replace(c, seed=seed)):
+            tools.add(step.argv[0])
+            pages.add(step.argv[-1].rsplit("/", 1)[-1])
+            reuse = "-k" in step.argv or (step.argv[0] == "wrk" and "Connection: close" not in step.argv)
+            keepalive.add(reuse)
+    assert tools == {"ab", "wrk"} and len(pages) == 4 and keepalive == {True, False}
 
 
 def test_light_context_fetches_small_files_only() -> None:

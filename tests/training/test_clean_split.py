@@ -11,7 +11,8 @@ import pytest
 
 from edge_nids.training.clean import clean
 from edge_nids.training.datasets import load_cic
-from edge_nids.training.split import split_indices, stratified_split
+from edge_nids.training.prepare import prepare
+from edge_nids.training.split import cap_per_class, split_indices, stratified_split
 
 SAMPLE = Path("cic-ids2017/MachineLearningCVE/stratified_sample_12001.csv")
 
@@ -69,3 +70,23 @@ def test_official_partition_split() -> None:
 def test_fractions_must_sum_to_one() -> None:
     with pytest.raises(ValueError, match="sum to 1"):
         stratified_split(np.zeros(4), (0.5, 0.4), seed=0)
+
+
+def test_cap_per_class_keeps_small_classes_whole() -> None:
+    classes = np.array(["BENIGN"] * 7 + ["PortScan"] * 50 + ["DoS"] * 3)
+    keep = cap_per_class(classes, 10, seed=1)
+    assert np.all(np.diff(keep) > 0)
+    kept = dict(zip(*np.unique(classes[keep], return_counts=True), strict=True))
+    assert kept == {"BENIGN": 7, "PortScan": 10, "DoS": 3}
+    assert np.array_equal(keep, cap_per_class(classes, 10, seed=1))
+    assert not np.array_equal(keep, cap_per_class(classes, 10, seed=2))
+    with pytest.raises(ValueError, match="at least 1"):
+        cap_per_class(classes, 0, seed=1)
+
+
+def test_prepare_caps_each_class_of_real_rows(shared_data: Path) -> None:
+    prep = prepare("cic-ids2017", [str(shared_data / SAMPLE)], seed=3, max_per_class=200)
+    labels, counts = np.unique(prep.data.classes, return_counts=True)
+    assert counts.max() == 200 and set(labels) >= {"BENIGN", "DoS Hulk", "PortScan", "DDoS"}
+    assert dict(zip(labels, counts, strict=True))["SSH-Patator"] < 200  # a small class stays whole
+    assert any("--max-per-class" in n and "BENIGN" in n for n in prep.notes)
