@@ -57,19 +57,51 @@ class CaptureOpenError(OSError):
     """The interface is missing, down or cannot be captured on; the message says which."""
 
 
-def compile_bpf(expr: str, iface: str | None = None) -> list[tuple[int, int, int, int]]:
-    """Compile a tcpdump filter expression for Ethernet frames to classic BPF instructions.
+#: Link types the decoder understands -> (tcpdump ``-y`` name, libpcap DLT value) to compile a filter for.
+_LINKTYPE_DLT: dict[int, tuple[str, int]] = {
+    0: ("NULL", 0),
+    1: ("EN10MB", 1),
+    12: ("RAW", 12),  # raw IP, as most BSDs write it
+    14: ("RAW", 12),  # raw IP, as OpenBSD writes it
+    101: ("RAW", 12),
+    108: ("LOOP", 108),
+    113: ("LINUX_SLL", 113),
+    228: ("IPV4", 228),
+    229: ("IPV6", 229),
+    276: ("LINUX_SLL2", 276),
+}
 
-    Uses ``tcpdump -ddd``; falls back to scapy's ``compile_filter`` (imported only
-    here, only when a filter is asked for). Raises ValueError naming the problem.
+
+def compile_bpf(
+    expr: str, iface: str | None = None, pcap: str | None = None, linktype: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Compile a tcpdump filter expression to classic BPF instructions.
+
+    For live capture (``iface``, or nothing): Ethernet frames. For replay, ``pcap``
+    compiles for that capture file's own link type (``tcpdump -r FILE -ddd``: exact,
+    a BSD loopback header written in the other byte order included), and
+    ``linktype`` (a LINKTYPE_* value) for that link type (``tcpdump -ddd -y NAME``,
+    used when no ``pcap`` is given, and by the scapy fallback). Uses tcpdump; falls
+    back to scapy's ``compile_filter`` (imported only here, only when a filter is
+    asked for). Raises ValueError naming the problem.
     """
+    dlt = None
+    if linktype is not None:
+        dlt = _LINKTYPE_DLT.get(linktype)
+        if dlt is None:
+            raise ValueError(f"cannot compile BPF filter {expr!r} for link type {linktype}")
     tcpdump = shutil.which("tcpdump") or next(
         (p for p in ("/usr/sbin/tcpdump", "/usr/bin/tcpdump", "/sbin/tcpdump") if os.path.exists(p)),
         None,
     )
     if tcpdump:
-        attempts = [[tcpdump, "-ddd", "-y", "EN10MB", *(["-i", iface] if iface else []), expr]]
-        attempts.append([tcpdump, "-ddd", expr])
+        if pcap is not None:
+            attempts = [[tcpdump, "-r", pcap if pcap != "-" else "./-", "-ddd", "--", expr]]  # "-": stdin
+        elif dlt is not None:
+            attempts = [[tcpdump, "-ddd", "-y", dlt[0], "--", expr]]
+        else:
+            attempts = [[tcpdump, "-ddd", "-y", "EN10MB", *(["-i", iface] if iface else []), expr]]
+            attempts.append([tcpdump, "-ddd", expr])
         err = ""
         for cmd in attempts:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
@@ -82,7 +114,7 @@ def compile_bpf(expr: str, iface: str | None = None) -> list[tuple[int, int, int
     except ImportError:
         raise ValueError("a BPF filter needs tcpdump (apt install tcpdump) or scapy") from None
     try:
-        prog = compile_filter(expr, iface)
+        prog = compile_filter(expr, iface, linktype=dlt[1] if dlt else None)
     except Exception as exc:  # scapy raises Scapy_Exception and others; report them as one error
         raise ValueError(f"bad BPF filter {expr!r}: {exc}") from None
     n = prog.bf_len

@@ -32,7 +32,9 @@ def register(sub: Any) -> None:
     p.add_argument("--config", metavar="YAML", help="config file (see systemd/config.example.yaml)")
     p.add_argument("--alerts", metavar="PATH|-", help="alert output: file path or - for stdout")
     p.add_argument("--flows", metavar="PATH|-", help="also write every classified flow as an EVE flow event")
-    p.add_argument("--bpf", metavar="EXPR", help="BPF capture filter (tcpdump syntax), live capture only")
+    p.add_argument(
+        "--bpf", metavar="EXPR", help="BPF capture filter (tcpdump syntax), live or replaying --pcap/--demo"
+    )
     p.add_argument(
         "--threshold", type=float, metavar="P", help="attack-probability threshold (default: bundle's)"
     )

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge_nids.agent.bpf import BpfProgram
 from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf
 from edge_nids.agent.config import AgentConfig, ConfigError, load_config, with_overrides
 from edge_nids.agent.pipeline import Model, Pipeline
@@ -32,7 +33,7 @@ from edge_nids.agent.sdnotify import Notifier
 from edge_nids.agent.sinks import AlertSink, MqttSink, MultiSink, SinkError, SyslogSink, open_path_sink
 from edge_nids.agent.stats import AgentStats, PrometheusServer
 
-__all__ = ["AgentError", "Service", "build_outputs", "load_model"]
+__all__ = ["AgentError", "ReplayFilter", "Service", "build_outputs", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,73 @@ def build_outputs(cfg: AgentConfig) -> tuple[AlertSink | None, AlertSink | None]
     elif opened:
         alerts = MultiSink(opened)
     return alerts, flows
+
+
+class ReplayFilter:
+    """``capture.bpf`` for a capture file: one BPF program per link type in the file.
+
+    The file's first link type is compiled at once (``tcpdump -r FILE``, exact for
+    that file), so a bad expression stops the agent before it starts; a pcapng
+    interface of another link type gets its program when its first frame comes.
+    AgentError names the expression (and the link type) when it does not compile.
+    """
+
+    def __init__(self, expr: str, path: str) -> None:
+        self.expr = expr
+        self.path = path
+        self.programs: dict[int, BpfProgram] = {}
+        first = _first_linktype(path)
+        try:
+            if first is None:  # no frames to filter: still refuse a bad expression, as live capture does
+                compile_bpf(expr)
+                return
+            try:
+                insns = compile_bpf(expr, pcap=path, linktype=first)
+            except ValueError:
+                # libpcap may refuse a file this reader accepts: compile for its link type instead (a
+                # bad expression fails again, with tcpdump's message about it)
+                insns = compile_bpf(expr, linktype=first)
+        except ValueError as exc:
+            raise AgentError(str(exc)) from None
+        self.programs[first] = self._program(insns, first)
+
+    def _compile(self, linktype: int) -> list[tuple[int, int, int, int]]:
+        """Instructions for a link type met after the first (another pcapng interface)."""
+        try:
+            return compile_bpf(self.expr, linktype=linktype)
+        except ValueError as exc:
+            raise AgentError(f"{self.path}: an interface of link type {linktype}: {exc}") from None
+
+    def _program(self, insns: list[tuple[int, int, int, int]], linktype: int) -> BpfProgram:
+        try:
+            return BpfProgram(insns)
+        except ValueError as exc:
+            raise AgentError(f"BPF filter {self.expr!r} for link type {linktype}: {exc}") from None
+
+    def matches(self, rec: tuple[int, int, bytes, int]) -> bool:
+        """True if the filter accepts this record (ts_us, linktype, frame, wire_len)."""
+        prog = self.programs.get(rec[1])
+        if prog is None:
+            prog = self.programs[rec[1]] = self._program(self._compile(rec[1]), rec[1])
+        return prog.matches(rec[2], rec[3])
+
+
+def _first_linktype(path: str) -> int | None:
+    """The link type ``tcpdump -r`` compiles for: the pcap header's, or the first pcapng interface's.
+
+    None for a pcapng file without frames (nothing to filter).
+    """
+    from edge_nids.flows.pcap import CaptureError, open_capture
+
+    try:
+        with open_capture(path) as cap:
+            if cap.format == "pcap":
+                return cap.linktype
+            for _ in cap:
+                return cap.linktype  # set once the first interface is read, before any frame
+    except CaptureError as exc:
+        raise AgentError(str(exc)) from None
+    return None
 
 
 class Service:
@@ -215,15 +283,17 @@ class Service:
             raise AgentError(
                 "nothing to capture: give --iface IF or --pcap FILE (or capture.iface in the config)"
             )
-        model = load_model(cfg)
+        # the filter first: a bad expression is reported before the model is loaded
         bpf = None
+        replay_filter = None
         if cfg.capture.bpf and cfg.capture.pcap:
-            log.warning("capture.bpf applies to live capture only; replaying %s unfiltered", cfg.capture.pcap)
+            replay_filter = ReplayFilter(cfg.capture.bpf, cfg.capture.pcap)
         elif cfg.capture.bpf:
             try:
                 bpf = compile_bpf(cfg.capture.bpf, cfg.capture.iface)
             except ValueError as exc:
                 raise AgentError(str(exc)) from None
+        model = load_model(cfg)
         self._alerts, self._flows = build_outputs(cfg)
         self.pipeline = Pipeline(cfg, model, self._alerts, self._flows, self.stats, cfg.capture.iface)
         log.info(
@@ -249,7 +319,7 @@ class Service:
         try:
             self._schedule_stats()
             if cfg.capture.pcap:
-                self._run_pcap(cfg.capture.pcap, cfg.capture.realtime)
+                self._run_pcap(cfg.capture.pcap, cfg.capture.realtime, replay_filter)
             else:
                 self._run_live(cfg.capture.iface or "", bpf)
             self.notifier.stopping()
@@ -302,7 +372,8 @@ class Service:
 
     # -- replay ---------------------------------------------------------------------------
 
-    def _run_pcap(self, path: str, realtime: bool) -> None:
+    def _run_pcap(self, path: str, realtime: bool, bpf: ReplayFilter | None = None) -> None:
+        """Replay ``path`` through the pipeline; frames ``bpf`` rejects are counted, not decoded."""
         from edge_nids.flows.pcap import CaptureError, open_capture
 
         assert self.pipeline is not None
@@ -326,6 +397,9 @@ class Service:
                         self._periodic()
                     if self.stop_requested:
                         break
+                    if bpf is not None and not bpf.matches(rec):
+                        self.stats.filtered += 1
+                        continue
                     packet(rec)
             except CaptureError as exc:
                 log.error("%s", exc)

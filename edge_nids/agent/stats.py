@@ -27,6 +27,7 @@ class AgentStats:
 
     packets: int = 0  #: frames read from the capture
     bytes: int = 0  #: wire bytes of those frames
+    filtered: int = 0  #: replayed frames capture.bpf rejected (not in packets; live, the kernel drops them)
     decoded: int = 0  #: frames that became IP packets
     flows: int = 0  #: flows ended and classified
     flows_active_classified: int = 0  #: classifications of still-open flows
@@ -57,6 +58,7 @@ class AgentStats:
         return {
             "packets": self.packets,
             "bytes": self.bytes,
+            "filtered": self.filtered,
             "decoded": self.decoded,
             "flows": self.flows,
             "flows_active_classified": self.flows_active_classified,
@@ -82,8 +84,8 @@ class AgentStats:
         non_ip = s["malformed"].get("non_ip", 0)
         mal = sum(s["malformed"].values()) - non_ip
         return (
-            f"packets={s['packets']} bytes={s['bytes']} flows={s['flows']} alerts={s['alerts']} "
-            f"alert_lines={s['alert_lines']} malformed={mal} non_ip={non_ip} "
+            f"packets={s['packets']} bytes={s['bytes']} filtered={s['filtered']} flows={s['flows']} "
+            f"alerts={s['alerts']} alert_lines={s['alert_lines']} malformed={mal} non_ip={non_ip} "
             f"kernel_drops={s['kernel_drops']} "
             f"evicted={s['evicted']} dropped_single={s['dropped_single']} sink_errors={s['sink_errors']} "
             f"classify_us p50={s['classify_batch_us_p50']} "
@@ -101,6 +103,7 @@ class AgentStats:
         for name in (
             "packets",
             "bytes",
+            "filtered",
             "decoded",
             "flows",
             "flows_active_classified",
