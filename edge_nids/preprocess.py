@@ -100,11 +100,19 @@ class Preprocessor:
         categorical: Sequence[str] = (),
         log: str = "auto",
         min_count: int = 5,
+        exclude: Sequence[str] = (),
     ) -> Preprocessor:
         """Fit on training rows ``X`` ([n, len(columns)]; categorical columns as text).
 
         ``min_count``: a category seen fewer times than this goes to the unseen bucket.
+        ``exclude``: numeric columns read but not given to the model (``keep`` False), e.g.
+        ones that identify the training network rather than the traffic's behaviour.
         """
+        unknown = sorted(set(exclude) - set(columns))
+        if unknown:
+            raise ValueError(f"cannot exclude {', '.join(map(repr, unknown))}: not an input column")
+        if set(exclude) & set(categorical):
+            raise ValueError("categorical columns cannot be excluded")
         if log not in LOG_MODES:
             raise ValueError(f"log mode {log!r}; choose one of {LOG_MODES}")
         X = np.asarray(X, dtype=object if categorical else np.float64)
@@ -119,7 +127,7 @@ class Preprocessor:
                 continue
             col = X[:, j].astype(np.float64)
             col = col[np.isfinite(col)]
-            if col.size == 0:
+            if col.size == 0 or name in exclude:
                 transforms.append(ColumnTransform(name=name, keep=False))
                 continue
             use_log = log == "all" or (log == "auto" and _heavy_tailed(col))

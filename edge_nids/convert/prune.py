@@ -80,6 +80,8 @@ def rebuild_prepared(train: dict[str, Any], data_root: Path | None = None) -> An
             seed=int(train["seed"]),
             multiclass=bool(train.get("multiclass", False)),
             max_rows=max_rows,
+            max_per_class=train.get("max_per_class"),
+            exclude_features=list(train.get("exclude_features", [])),
             log_mode=str(train.get("log_mode", "auto")),
         )
         got = prep.split.sizes()

@@ -42,6 +42,7 @@ def _train(args: argparse.Namespace) -> int:
         multiclass=args.multiclass,
         max_rows=args.max_rows,
         max_per_class=args.max_per_class,
+        exclude_features=args.exclude_feature or [],
         profile=args.profile,
         log_mode=args.log,
         command=command_line(),
@@ -123,6 +124,12 @@ def register(subparsers: Any) -> None:
         type=int,
         metavar="N",
         help="keep at most N cleaned rows of each class label (seeded; before the split)",
+    )
+    p.add_argument(
+        "--exclude-feature",
+        action="append",
+        metavar="COLUMN",
+        help="an input column the model must not use (repeatable), e.g. 'Destination Port'",
     )
     p.add_argument(
         "--log",

@@ -72,6 +72,7 @@ def prepare(
     multiclass: bool = False,
     max_rows: int | None = None,
     max_per_class: int | None = None,
+    exclude_features: Sequence[str] = (),
     log_mode: str = "all",
     test_fraction: float = 0.3,
     val_fraction: float = 0.1,
@@ -117,7 +118,11 @@ def prepare(
         raise ValueError("training split holds a single class; a detector needs benign and attack rows")
     raw = raw_matrix(data)
     pre = Preprocessor.fit(
-        raw[split.train], list(data.features.columns), categorical=data.categorical, log=log_mode
+        raw[split.train],
+        list(data.features.columns),
+        categorical=data.categorical,
+        log=log_mode,
+        exclude=exclude_features,
     )
     X = {name: pre.transform(raw[getattr(split, name)]) for name in ("train", "val", "test")}
     return Prepared(

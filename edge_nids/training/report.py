@@ -49,7 +49,9 @@ def training_report(train: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"- Split (stratified by class, seed {train['seed']}): train {s['train']}, validation {s['val']}, "
         f"test {s['test']}.",
         f"- Inputs: {len(train['model_inputs'])} after preprocessing "
-        f"({len(train['input_columns'])} input columns; constant columns dropped).",
+        f"({len(train['input_columns'])} input columns; constant columns dropped"
+        + "".join(f"; {name!r} excluded" for name in train.get("exclude_features", []))
+        + ").",
         f"- Labels: {', '.join(train['labels'])}.",
         f"- Model: {train['params']} parameters; Adam lr {hp['lr']}, batch {hp['batch_size']}, "
         f"{train['epochs_run']} of at most {hp['epochs']} epochs (best {train['best_epoch']}), "

@@ -40,6 +40,7 @@ class TrainConfig:
     multiclass: bool = False
     max_rows: int | None = None
     max_per_class: int | None = None
+    exclude_features: list[str] = field(default_factory=list)
     profile: str | None = None
     log_mode: str = "all"
     command: str = ""
@@ -87,6 +88,9 @@ def write_model_dir(
         "seed": cfg.hp.seed,
         "hyperparameters": cfg.hp.to_dict(),
         "log_mode": cfg.log_mode,
+        "max_rows": cfg.max_rows,
+        "max_per_class": cfg.max_per_class,
+        "exclude_features": list(cfg.exclude_features),
         "params": result.params,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
@@ -126,6 +130,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         multiclass=cfg.multiclass,
         max_rows=cfg.max_rows,
         max_per_class=cfg.max_per_class,
+        exclude_features=cfg.exclude_features,
         log_mode=cfg.log_mode,
     )
     c = prep.clean_report

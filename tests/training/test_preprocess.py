@@ -71,3 +71,15 @@ def test_preprocess_imports_only_numpy(repo_root: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_root
     )
     assert out.stdout.strip() == ""
+
+
+def test_excluded_column_is_read_but_never_reaches_the_model() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 100, size=(50, 3))
+    pre = Preprocessor.fit(X, ["a", "port", "b"], exclude=["port"])
+    assert pre.input_columns == ["a", "port", "b"] and pre.output_columns == ["a", "b"]
+    other = X.copy()
+    other[:, 1] = 65535.0  # whatever the excluded column holds, the output is the same
+    assert np.array_equal(pre.transform(X), pre.transform(other))
+    with pytest.raises(ValueError, match="'nope': not an input column"):
+        Preprocessor.fit(X, ["a", "port", "b"], exclude=["nope"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,33 @@ def model_dir(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     pytest.importorskip("tf_keras")
     out = tmp_path_factory.mktemp("model") / "m"
     argv = _train_cnn_argv(small_csv, out)
-    assert main([*argv, "--epochs", "15", "--batch-size", "32", "--lr", "0.003", "--seed", "1"]) == 0
+    extra = ["--max-per-class", "250", "--exclude-feature", "Destination Port"]
+    assert main([*argv, "--epochs", "15", "--batch-size", "32", "--lr", "0.003", "--seed", "1", *extra]) == 0
     return out
+
+
+def test_class_cap_and_excluded_column_are_recorded_and_rebuilt(model_dir: Path, small_csv: Path) -> None:
+    """--max-per-class and --exclude-feature reach train.json, the preprocessing and a rebuild."""
+    from edge_nids.convert.prune import rebuild_prepared
+
+    train = json.loads((model_dir / "train.json").read_text())
+    assert train["max_per_class"] == 250 and train["exclude_features"] == ["Destination Port"]
+    per_class: dict[str, int] = {}
+    for part in train["split_classes"].values():
+        for name, n in part["classes"].items():
+            per_class[name] = per_class.get(name, 0) + n
+    assert per_class["BENIGN"] == 250 and max(per_class.values()) == 250  # the attack classes are smaller
+    kept = sum(per_class.values())
+    assert sum(train["split_sizes"].values()) == kept < train["cleaning"]["rows_out"]
+    assert f"{kept} of {train['cleaning']['rows_out']} cleaned rows kept" in " ".join(train["notes"])
+    assert "Destination Port" in train["input_columns"] and "Destination Port" not in train["model_inputs"]
+    pre = json.loads((model_dir / "preprocess.json").read_text())
+    port = next(c for c in pre["columns"] if c["name"] == "Destination Port")
+    assert port["keep"] is False
+    assert "'Destination Port' excluded" in (model_dir / "report.md").read_text()
+    prep = rebuild_prepared(train)
+    assert prep.split.sizes() == train["split_sizes"]
+    assert prep.preprocessor.output_columns == train["model_inputs"]
 
 
 def test_train_writes_every_artifact(model_dir: Path) -> None:
@@ -63,7 +89,10 @@ def test_train_writes_every_artifact(model_dir: Path) -> None:
     assert train["profile"] == "cicids2017"
     assert train["labels"] == ["benign", "attack"] and train["attack_label_indices"] == [1]
     assert len(train["data_files"][0]["sha256"]) == 64
-    assert sum(train["split_sizes"].values()) == train["cleaning"]["rows_out"]
+    # every cleaned row is in the split but those --max-per-class left out, as the note says
+    note = next(n for n in train["notes"] if "--max-per-class" in n)
+    kept, cleaned = (int(x) for x in re.search(r"(\d+) of (\d+) cleaned rows kept", note).groups())
+    assert cleaned == train["cleaning"]["rows_out"] and sum(train["split_sizes"].values()) == kept
     cal = np.load(model_dir / "calibration.npz")["X"]
     assert cal.dtype == np.float32 and cal.shape[1] == len(train["model_inputs"])
     assert 0.0 <= cal.min() and cal.max() <= 1.0
