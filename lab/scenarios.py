@@ -316,17 +316,21 @@ def _nmap(kind: str) -> Callable[[LabContext, random.Random], list[Step]]:
     return build
 
 
+def _hping_burst(ctx: LabContext, count: int, interval_us: int, mode: Sequence[str]) -> Step:
+    """One hping3 burst of ``count`` packets every ``interval_us`` µs; ``mode``: its packet options."""
+    argv = ("hping3", "-q", *mode, "-c", str(count), "-i", f"u{interval_us}", ctx.victim)
+    return Step("attacker", argv, count * interval_us / 1e6 * 3 + 15, 0.5)
+
+
 def _syn_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
     """Two hping3 SYN bursts with their own port, rate and (sometimes) payload."""
     steps = []
     for _ in range(2):
-        count = _n(10000, ctx.scale, 50)
         interval_us = rng.choice([200, 300, 500])
-        argv = ["hping3", "-q", "-S", "-p", rng.choice(["80", "80", "22", "443"])]
+        mode = ["-S", "-p", rng.choice(["80", "80", "22", "443"])]
         if rng.random() < 0.3:
-            argv += ["-d", str(rng.choice([40, 120, 512]))]
-        argv += ["-c", str(count), "-i", f"u{interval_us}", ctx.victim]
-        steps.append(Step("attacker", tuple(argv), count * interval_us / 1e6 * 3 + 15, 0.5))
+            mode += ["-d", str(rng.choice([40, 120, 512]))]
+        steps.append(_hping_burst(ctx, _n(10000, ctx.scale, 50), interval_us, mode))
     return steps
 
 
@@ -334,14 +338,10 @@ def _udp_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
     """Two hping3 UDP bursts with their own port, payload size and rate."""
     steps = []
     for _ in range(2):
-        count = _n(5000, ctx.scale, 50)
         interval_us = rng.choice([200, 300, 500])
-        argv = (
-            "hping3", "-q", "--udp", "-p", rng.choice(["53", "53", "123", "161", "5060"]),
-            "-d", str(rng.choice([32, 64, 256, 512, 1024])), "-c", str(count), "-i", f"u{interval_us}",
-            ctx.victim,
-        )  # fmt: skip
-        steps.append(Step("attacker", argv, count * interval_us / 1e6 * 3 + 15, 0.5))
+        port = rng.choice(["53", "53", "123", "161", "5060"])
+        mode = ["--udp", "-p", port, "-d", str(rng.choice([32, 64, 256, 512, 1024]))]
+        steps.append(_hping_burst(ctx, _n(5000, ctx.scale, 50), interval_us, mode))
     return steps
 
 
