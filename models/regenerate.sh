@@ -2,7 +2,7 @@
 # Regenerate the shipped model bundles. Run from the repository root with the train extra:
 #   models/regenerate.sh cic     # cnn-lstm-edge-cic-int8 from the shared CIC-IDS2017 rows
 #                                # (EDGE_NIDS_DATA=/path/to/shared/datasets, default ../shared/datasets)
-#   sudo models/regenerate.sh lab   # cnn-lstm-edge-lab-int8 (the default) from lab captures:
+#   sudo models/regenerate.sh lab   # cnn-lstm-edge-lab-int8 (the default) and -dynamic from lab captures:
 #                                # records them first unless lab/out/<set>/labels.csv exist
 #                                # (root, Debian/Ubuntu, ~35 min on 2 cores; see docs/lab.md)
 # Training is seeded (seed 42) but TensorFlow on another CPU/version, and the lab's traffic
@@ -51,9 +51,11 @@ lab() {
     $EDGE_NIDS train --dataset flows --profile corrected --data "${data[@]}" --model cnn-lstm-edge \
         --seed 42 --max-per-class 3000 --class-weight 1 --epochs 300 --patience 25 \
         --exclude-feature "Destination Port" --out "$run"
-    rm -rf "$out"
+    rm -rf "$out" models/cnn-lstm-edge-lab-dynamic
     $EDGE_NIDS convert "$run" --int8 -o "$out"
     keep_training_record "$run" "$out"
+    # the same model with dynamic-range quantization (HTTP floods: see models/README.md)
+    $EDGE_NIDS convert "$run" --dynamic -o models/cnn-lstm-edge-lab-dynamic
 }
 
 case "${1:-}" in
