@@ -201,7 +201,8 @@ class BpfProgram:
                 raise ValueError(f"{where}: {_ALU_OPS[alu]} by constant 0")
             if alu in (_LSH, _RSH) and k >= 32:
                 raise ValueError(f"{where}: {_ALU_OPS[alu]} by {k} (>= 32)")
-            return (_OP_ALU_K, k, alu, 0)
+            # "and #k" (header-field masks) is common enough to get its own branch in ``matches``
+            return (_OP_AND_K, k, 0, 0) if alu == _AND else (_OP_ALU_K, k, alu, 0)
         op = _SIMPLE.get(code)
         if op is None:
             raise ValueError(f"{where}: unknown opcode")
