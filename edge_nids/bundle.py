@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_nids.flows.schema import PROFILES, get_schema
+from edge_nids.flows.schema import EDGE_FLOWS, PROFILES, get_schema
 from edge_nids.preprocess import Preprocessor
 
 __all__ = [
@@ -159,6 +159,8 @@ def _check_schema(meta: dict[str, Any], where: Path, require_computable: bool) -
         )
     if profile not in PROFILES:
         raise _fail(where, f"flow-meter profile {profile!r} is not one of {', '.join(PROFILES)}")
+    if name == EDGE_FLOWS.name and profile != "corrected":
+        raise _fail(where, f"schema {name} (state and context columns) needs flow-meter profile 'corrected'")
     unknown = [c for c in meta["input_columns"] if c not in known.names]
     if unknown:
         raise _fail(where, f"input columns not in schema {name}: {', '.join(map(repr, unknown[:5]))}")

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.decode import Decoder
+from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.flows.table import FlowConfig, FlowTable
 
 __all__ = ["BYTES_PER_FLOW", "MAX_RECHECK_S", "Model", "Pipeline", "effective_max_flows"]
@@ -66,6 +67,11 @@ class Model:
         """True when the model names attack classes (more than benign/attack)."""
         return len(self.labels) > 2
 
+    @property
+    def edge_schema(self) -> bool:
+        """True when the model reads ``schema.EDGE_FLOWS`` (the 78 CIC columns, state, context)."""
+        return bool(self.bundle.schema_name == EDGE_FLOWS.name)
+
 
 class Pipeline:
     """Turns capture records into classified flows, alerts and flow events."""
@@ -98,6 +104,8 @@ class Pipeline:
         self.now_us = 0
         self._next_tick_us = 0
         self._next_sweep_us = 0
+        #: called with (flow, score, attack, final) for every classification (evaluation hook)
+        self.on_verdict: Callable[[Any, float, bool, bool], None] | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -242,7 +250,10 @@ class Pipeline:
         if not items:
             return
         model = self.model
-        X = np.asarray([f.features() for f, _ in items], dtype=np.float64)
+        if model.edge_schema:
+            X = np.asarray([f.edge_features() for f, _ in items], dtype=np.float64)
+        else:
+            X = np.asarray([f.features() for f, _ in items], dtype=np.float64)
         t0 = time.perf_counter_ns()
         classes: list[str | None]
         if model.multiclass:
@@ -258,6 +269,8 @@ class Pipeline:
             key = id(f)
             s = float(score)
             attack = s >= thr
+            if self.on_verdict is not None:
+                self.on_verdict(f, s, attack, final)
             if final:
                 self.stats.flows += 1
                 self._seen.pop(key, None)

@@ -28,10 +28,10 @@ from edge_nids.flows.decode import Decoder
 from edge_nids.flows.labels import BENIGN, Labeller
 from edge_nids.flows.packet import format_ip
 from edge_nids.flows.pcap import open_capture
-from edge_nids.flows.schema import TRAFFIC_LABELLING_HEADER
+from edge_nids.flows.schema import EDGE_EXTRA_HEADER, TRAFFIC_LABELLING_HEADER
 from edge_nids.flows.table import Flow, FlowConfig, FlowTable
 
-__all__ = ["ExtractSummary", "extract", "format_timestamp", "format_value"]
+__all__ = ["ExtractSummary", "extract", "format_timestamp", "format_value", "header"]
 
 _PROGRESS_AFTER_S = 2.0  # show the progress line only for inputs slower than this
 _PROGRESS_EVERY = 1 << 13  # records between progress checks
@@ -47,6 +47,8 @@ class ExtractSummary:
     malformed: dict[str, int] = field(default_factory=dict)
     evicted: int = 0
     dropped_single: int = 0
+    remnants: int = 0
+    continued: int = 0
     end_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -63,7 +65,8 @@ class ExtractSummary:
             f"packets {self.packets}, decoded {self.decoded}, flows {self.flows} "
             f"in {self.seconds:.2f} s ({self.packets_per_s:,.0f} packets/s)",
             f"malformed/skipped: {bad}",
-            f"flows ended by: {ends}; evicted {self.evicted}; one-packet flows dropped {self.dropped_single}",
+            f"flows ended by: {ends}; evicted {self.evicted}; one-packet flows dropped {self.dropped_single}; "
+            f"packets after a close absorbed {self.remnants}; continued flows {self.continued}",
         ]
 
 
@@ -83,6 +86,14 @@ def format_timestamp(ts_us: int, utc_offset_h: float = 0.0) -> str:
     tz = timezone(timedelta(hours=utc_offset_h))
     d = datetime.fromtimestamp(ts_us // 1_000_000, tz)
     return f"{d.day}/{d.month}/{d.year} {d.hour}:{d.minute:02d}:{d.second:02d}"
+
+
+def header(profile: str) -> list[str]:
+    """The CSV header: TrafficLabelling's 85 cells; ``corrected`` adds the state and context
+    columns of ``schema.EDGE_FLOWS`` before the label."""
+    if profile == "cicids2017":
+        return TRAFFIC_LABELLING_HEADER
+    return [*TRAFFIC_LABELLING_HEADER[:-1], *EDGE_EXTRA_HEADER, TRAFFIC_LABELLING_HEADER[-1]]
 
 
 #: One CSV line of 85 cells. Every cell is written with ``str`` (for a float that is
@@ -109,8 +120,10 @@ class _Rows:
     labels encoded once. It writes exactly what ``csv.writer`` writes for ``row``.
     """
 
-    def __init__(self, utc_offset_h: float) -> None:
+    def __init__(self, utc_offset_h: float, edge: bool = False) -> None:
         self.utc_offset_h = utc_offset_h
+        self.edge = edge
+        self._line = _LINE if not edge else ",".join(["%s"] * len(header("corrected"))) + "\n"
         self._ts_s = -1
         self._ts_text = ""
         self._ip: dict[bytes, str] = {}
@@ -156,7 +169,10 @@ class _Rows:
         dst = self._ip_text(flow.dst)
         sport, dport, proto = flow.sport, flow.dport, flow.proto
         values[0] = self._ts_text  # the Destination Port cell is written from dport below
-        return _LINE % (
+        if self.edge:
+            values.extend(flow.state())
+            values.extend(flow.context)
+        return self._line % (
             f"{src}-{dst}-{sport}-{dport}-{proto}",
             src,
             sport,
@@ -220,7 +236,7 @@ def extract(
     decode = decoder.decode
     add = table.add
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(TRAFFIC_LABELLING_HEADER)
+    writer.writerow(header(table.config.profile))
     summary = ExtractSummary()
     if isinstance(label, str):
         fixed = label
@@ -230,7 +246,7 @@ def extract(
     else:
         label_of = label
 
-    line = _Rows(utc_offset_h).line
+    line = _Rows(utc_offset_h, edge=table.config.profile != "cicids2017").line
     write_text = out.write
 
     def write(flows: list[Flow]) -> None:
@@ -269,6 +285,8 @@ def extract(
     summary.malformed = malformed
     summary.evicted = table.evicted
     summary.dropped_single = table.dropped_single
+    summary.remnants = table.remnants
+    summary.continued = table.continued
     summary.end_reasons = dict(table.ended)
     return summary
 

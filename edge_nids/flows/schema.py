@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "CIC_IDS2017",
+    "EDGE_EXTRA_HEADER",
+    "EDGE_FLOWS",
     "MACHINE_LEARNING_CVE_HEADER",
     "PROFILES",
     "TRAFFIC_LABELLING_HEADER",
@@ -192,7 +194,30 @@ TRAFFIC_LABELLING_HEADER: list[str] = [
     " Label",
 ]
 
-_SCHEMAS = {CIC_IDS2017.name: CIC_IDS2017}
+#: Per-flow state the 78 columns do not hold (``corrected`` profile, see edge_nids.flows.table).
+_STATE_COLUMNS: list[tuple[str, str, str]] = [
+    ("Protocol", "number", "IP protocol of the transport (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...)"),
+    ("Handshake Seen", "0/1", "1 if the flow began with the originator's SYN (TCP)"),
+    ("Continued", "0/1", "1 if the flow continues one that ended by idle or active timeout"),
+]
+
+
+def _edge_columns() -> list[FeatureSpec]:
+    from edge_nids.flows.context import CONTEXT_COLUMNS
+
+    extra = [*_STATE_COLUMNS, *CONTEXT_COLUMNS]
+    return [FeatureSpec(name, name, unit, meaning) for name, unit, meaning in extra]
+
+
+#: The 78 CIC columns, then the flow's state and its context (edge_nids.flows.context):
+#: what the ``corrected`` profile computes and ``edge-nids extract --profile corrected``
+#: writes after the 78 (``EDGE_EXTRA_HEADER``).
+EDGE_FLOWS = FeatureSchema(name="edge-flows-91", features=(*CIC_IDS2017.features, *_edge_columns()))
+
+#: Header cells that ``corrected`` extract output adds before the label.
+EDGE_EXTRA_HEADER: list[str] = [f.header for f in EDGE_FLOWS.features[len(CIC_IDS2017) :]]
+
+_SCHEMAS = {CIC_IDS2017.name: CIC_IDS2017, EDGE_FLOWS.name: EDGE_FLOWS}
 
 
 def get_schema(name: str) -> FeatureSchema:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edge_nids.flows.schema import CIC_IDS2017
+from edge_nids.flows.schema import CIC_IDS2017, EDGE_EXTRA_HEADER, EDGE_FLOWS
 
 __all__ = [
     "BENIGN_CLASSES",
@@ -79,6 +79,8 @@ class LabelledData:
     partition: np.ndarray | None = None
     schema: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the file each row came from (CIC/flow CSVs), for grouped splits
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -178,10 +180,17 @@ def _label_column(frame: pd.DataFrame, path: Path) -> str:
 
 
 def _cic_features(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Select and rename the 78 schema columns from a 79-, 84- or 85-column CIC CSV."""
+    """Select and rename the schema columns from a 79-, 84- or 85-column CIC CSV (the 78 of
+    ``CIC_IDS2017``) or a ``corrected`` extract CSV (the 91 of ``EDGE_FLOWS``)."""
     cols = list(raw.columns)
     clean = [re.sub(r"\.\d+$", "", c).strip() for c in cols]
     n = len(cols)
+    n_edge = len(EDGE_EXTRA_HEADER)
+    if n == 85 + n_edge and clean[0] == "Flow ID" and clean[84 : 84 + n_edge] == EDGE_EXTRA_HEADER:
+        out = _cic_features(raw.iloc[:, [*range(84), 84 + n_edge]], path)
+        extra = raw.iloc[:, 84 : 84 + n_edge].copy()
+        extra.columns = EDGE_EXTRA_HEADER
+        return pd.concat([out, extra], axis=1)
     if n == 79:  # MachineLearningCVE: 78 features + Label
         picks = list(range(78))
     elif n in (84, 85) and clean[0] == "Flow ID":  # TrafficLabelling / extract (with or without Label)
@@ -201,10 +210,13 @@ def _cic_features(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 def load_cic(paths: Sequence[str | Path], dataset: str = "cic-ids2017") -> LabelledData:
     """CIC-IDS2017 or ``edge-nids extract`` CSVs, merged, as the 78 schema columns."""
     files = expand_paths(paths)
-    feats, classes, corrupt = [], [], []
+    feats, classes, corrupt, groups = [], [], [], []
     for path in files:
         raw = _read_csv(path)
         x, bad = parse_numeric(_cic_features(raw, path))
+        if feats and len(x.columns) != len(feats[0].columns):
+            raise DataError(f"{path}: {len(x.columns)} feature columns, but {files[0]} has {len(feats[0].columns)}")
+        groups.append(np.full(len(x), str(path), dtype=object))
         if len(raw.columns) == 84:
             raise DataError(f"{path}: no Label column; label the flows before training")
         labels = raw[_label_column(raw, path)].fillna("").map(normalise_label).to_numpy(dtype=object)
@@ -223,7 +235,8 @@ def load_cic(paths: Sequence[str | Path], dataset: str = "cic-ids2017") -> Label
         is_attack=~np.isin(cls, list(BENIGN_CLASSES)),
         corrupt=np.concatenate(corrupt) | unlabelled,
         files=[str(f) for f in files],
-        schema=CIC_IDS2017.name,
+        schema=EDGE_FLOWS.name if len(feats[0].columns) == len(EDGE_FLOWS) else CIC_IDS2017.name,
+        groups=np.concatenate(groups),
     )
 
 

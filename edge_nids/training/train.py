@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge_nids.bundle import sha256_file
-from edge_nids.flows.schema import CIC_IDS2017
+from edge_nids.flows.schema import get_schema
 from edge_nids.training.fit import FitResult, HyperParams, fit, predict
 from edge_nids.training.metrics import classification_metrics
 from edge_nids.training.prepare import Prepared, describe, prepare
@@ -78,7 +78,7 @@ def write_model_dir(
         "dataset": cfg.dataset,
         "profile": _profile(cfg),
         "schema": schema,
-        "schema_fingerprint": CIC_IDS2017.fingerprint if schema == CIC_IDS2017.name else None,
+        "schema_fingerprint": get_schema(schema).fingerprint if schema and schema != "unsw-nb15" else None,
         "input_columns": prep.preprocessor.input_columns,
         "model_inputs": prep.preprocessor.output_columns,
         "labels": prep.labels,

@@ -49,6 +49,9 @@ def render(capture: Path, profile: str) -> tuple[str, str]:
         "evicted": s.evicted,
         "dropped_single": s.dropped_single,
     }
+    if profile == "corrected":
+        summary["remnants"] = s.remnants
+        summary["continued"] = s.continued
     return buf.getvalue(), json.dumps(summary, indent=1) + "\n"
 
 

@@ -335,6 +335,77 @@ def bulk_transfer() -> list[Rec]:
     return out
 
 
+def tcp_remnants() -> list[Rec]:
+    """A closed connection's trailing packets: the ``tcp_fin_close`` exchange, then 0.3 s later a
+    repeated FIN from the server and a duplicate last ACK from the client (both < 1 s after the
+    close: absorbed by ``corrected``), then 2.5 s after the close one more stray ACK (a flow)."""
+    p, s = 40000, 80
+    recs = tcp_fin_close()
+    return [
+        *recs,
+        _rec(305_000, _eth(_tcp4(False, p, s, "FA", 5101, 1020, 509), False)),
+        _rec(305_400, _eth(_tcp4(True, p, s, "A", 1020, 5102, 501), True)),
+        _rec(2_505_000, _eth(_tcp4(True, p, s, "A", 1020, 5102, 501), True)),
+    ]
+
+
+def tcp_midstream() -> list[Rec]:
+    """Capture started mid-connection: the first packet is data from the server (port 443) to the
+    client (port 51000), then the client's ACK and request, the server's answer, the client's ACK."""
+    p, s = 51000, 443
+    return [
+        _rec(0, _eth(_tcp4(False, p, s, "PA", 9000, 3000, 509) / Raw(b"s" * 200), False)),
+        _rec(400, _eth(_tcp4(True, p, s, "A", 3000, 9200, 501), True)),
+        _rec(900, _eth(_tcp4(True, p, s, "PA", 3000, 9200, 501) / Raw(b"c" * 50), True)),
+        _rec(1500, _eth(_tcp4(False, p, s, "PA", 9200, 3050, 509) / Raw(b"s" * 300), False)),
+        _rec(2000, _eth(_tcp4(True, p, s, "A", 3050, 9500, 501), True)),
+    ]
+
+
+def tcp_synack_first() -> list[Rec]:
+    """The client's SYN was not captured: the first packet is the server's SYN-ACK (port 80 to
+    the client's 40100), then the client's ACK and request, the server's answer and an RST."""
+    p, s = 40100, 80
+    return [
+        _rec(0, _eth(_tcp4(False, p, s, "SA", 7000, 1001, 65160), False)),
+        _rec(300, _eth(_tcp4(True, p, s, "A", 1001, 7001, 502), True)),
+        _rec(600, _eth(_tcp4(True, p, s, "PA", 1001, 7001, 502) / Raw(b"q" * 20), True)),
+        _rec(1200, _eth(_tcp4(False, p, s, "PA", 7001, 1021, 509) / Raw(b"r" * 80), False)),
+        _rec(1800, _eth(_tcp4(True, p, s, "R", 1021, 0, 0), True)),
+    ]
+
+
+def tcp_resume() -> list[Rec]:
+    """A long-lived connection that goes quiet for 75 s (> the 60 s idle timeout) and resumes
+    with data from the server first: two flows in ``corrected``, the second a continuation
+    oriented like the first (client 40200 -> server 8883)."""
+    p, s = 40200, 8883
+    return [
+        _rec(0, _eth(_tcp4(True, p, s, "S", 100, 0, 64240), True)),
+        _rec(400, _eth(_tcp4(False, p, s, "SA", 900, 101, 65160), False)),
+        _rec(800, _eth(_tcp4(True, p, s, "A", 101, 901, 502), True)),
+        _rec(1000, _eth(_tcp4(True, p, s, "PA", 101, 901, 502) / Raw(b"k" * 30), True)),
+        _rec(1500, _eth(_tcp4(False, p, s, "A", 901, 131, 509), False)),
+        _rec(75_001_500, _eth(_tcp4(False, p, s, "PA", 901, 131, 509) / Raw(b"m" * 40), False)),
+        _rec(75_002_000, _eth(_tcp4(True, p, s, "A", 131, 941, 502), True)),
+        _rec(75_002_500, _eth(_tcp4(True, p, s, "PA", 131, 941, 502) / Raw(b"k" * 30), True)),
+        _rec(75_003_000, _eth(_tcp4(False, p, s, "A", 941, 161, 509), False)),
+    ]
+
+
+def tcp_port_scan() -> list[Rec]:
+    """One source probes 40 closed ports (20-59) of one host with SYNs 10 ms apart; each gets an
+    RST-ACK 200 µs later. The context of probe i (0-based): min(i, 32) recent flows, as many
+    distinct ports, one host, all unanswered (no data either way); the span grows by 10 ms."""
+    recs = []
+    for i in range(40):
+        port = 20 + i
+        t = i * 10_000
+        recs.append(_rec(t, _eth(_tcp4(True, 45000, port, "S", 500 + i, 0, 1024), True)))
+        recs.append(_rec(t + 200, _eth(_tcp4(False, 45000, port, "RA", 0, 501 + i, 0), False)))
+    return recs
+
+
 #: name -> (builder, description) for the Ethernet µs pcap scenarios
 SCENARIOS: dict[str, Callable[[], list[Rec]]] = {
     "tcp_fin_close": tcp_fin_close,
@@ -349,6 +420,11 @@ SCENARIOS: dict[str, Callable[[], list[Rec]]] = {
     "truncated_and_corrupt": truncated_and_corrupt,
     "idle_gaps": idle_gaps,
     "bulk_transfer": bulk_transfer,
+    "tcp_remnants": tcp_remnants,
+    "tcp_midstream": tcp_midstream,
+    "tcp_synack_first": tcp_synack_first,
+    "tcp_resume": tcp_resume,
+    "tcp_port_scan": tcp_port_scan,
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from edge_nids.cli import main
 from edge_nids.flows.extract import format_timestamp, format_value
 from edge_nids.flows.labels import LabelError, load_labels
-from edge_nids.flows.schema import TRAFFIC_LABELLING_HEADER
+from edge_nids.flows.schema import EDGE_EXTRA_HEADER, TRAFFIC_LABELLING_HEADER
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 T0 = 1_700_000_000  # start of every scenario capture, epoch s
@@ -72,7 +72,10 @@ def _extract(tmp_path: Path, *args: str) -> list[list[str]]:
     assert main(["extract", *args, "-o", str(out), "-q"]) == 0
     with open(out, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == TRAFFIC_LABELLING_HEADER
+    if "corrected" in args:
+        assert rows[0] == [*TRAFFIC_LABELLING_HEADER[:-1], *EDGE_EXTRA_HEADER, " Label"]
+    else:
+        assert rows[0] == TRAFFIC_LABELLING_HEADER
     return rows[1:]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge_nids.flows.extract import extract
-from edge_nids.flows.schema import TRAFFIC_LABELLING_HEADER
+from edge_nids.flows.schema import EDGE_EXTRA_HEADER, TRAFFIC_LABELLING_HEADER
 from edge_nids.flows.table import FlowConfig
 
 pytestmark = pytest.mark.shared_data
@@ -33,6 +33,10 @@ def _rows(pcap: Path, profile: str, utc_offset_h: float = 0.0, padding: bool = T
     buf = io.StringIO()
     extract([pcap], buf, FlowConfig(profile=profile), utc_offset_h=utc_offset_h, padding=padding)
     rows = list(csv.reader(io.StringIO(buf.getvalue())))
+    if profile == "corrected":  # the 85 cells, without the state and context columns before the label
+        n = len(EDGE_EXTRA_HEADER)
+        assert rows[0][84 : 84 + n] == EDGE_EXTRA_HEADER
+        rows = [[*r[:84], *r[84 + n :]] for r in rows]
     assert rows[0] == TRAFFIC_LABELLING_HEADER
     return rows[1:]
 

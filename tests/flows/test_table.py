@@ -19,9 +19,8 @@ def feed(table: FlowTable, packets: list) -> list[Flow]:
     return out
 
 
-@pytest.mark.parametrize("profile", ["cicids2017", "corrected"])
-def test_both_directions_share_one_flow_first_packet_is_forward(profile: str) -> None:
-    t = FlowTable(FlowConfig(profile=profile))
+def test_both_directions_share_one_flow_first_packet_is_forward_in_cicids2017() -> None:
+    t = FlowTable(FlowConfig(profile="cicids2017"))
     feed(t, [pkt(0, B, A, 80, 40000), pkt(10, A, B, 40000, 80), pkt(20, B, A, 80, 40000, payload=5)])
     assert len(t) == 1
     (flow,) = t.flush()
@@ -29,6 +28,16 @@ def test_both_directions_share_one_flow_first_packet_is_forward(profile: str) ->
     assert (flow.fwd_pkts, flow.bwd_pkts, flow.fwd_bytes) == (2, 1, 5)
     assert flow.flow_id == f"{B}-{A}-80-40000-6"
     assert flow.end_reason == "end-of-input"
+
+
+def test_corrected_orients_a_mid_stream_flow_by_its_service_port() -> None:
+    # the same packets: the first comes from port 80, so the client (40000) is the originator
+    t = FlowTable(FlowConfig(profile="corrected"))
+    feed(t, [pkt(0, B, A, 80, 40000), pkt(10, A, B, 40000, 80), pkt(20, B, A, 80, 40000, payload=5)])
+    (flow,) = t.flush()
+    assert (flow.src_ip, flow.dst_ip, flow.sport, flow.dport) == (A, B, 40000, 80)
+    assert (flow.fwd_pkts, flow.bwd_pkts, flow.bwd_bytes) == (1, 2, 5)
+    assert not flow.handshake and not flow.continued
 
 
 def test_protocol_and_ports_are_part_of_the_key() -> None:

@@ -1,0 +1,131 @@
+"""Context of a flow: what its originator and its service did in the seconds before it started.
+
+One flow of a port scan, a SYN flood or a password-guessing run looks like one
+refused or short connection; those attacks are many flows from one source, or
+to one service. ``ContextTracker`` keeps, per originator address and per
+service (destination address, port, protocol), the last ``depth`` flows started
+within ``window_us``, and gives each new flow, at its first packet, ten counts
+of that recent history (``CONTEXT_COLUMNS``). Earlier flows are looked at as
+they are at that moment (answered yet or not), so the values depend only on
+the order and times of packets: the same in ``extract`` and in the agent,
+whatever the batching or expiry timing.
+
+Memory is constant per key (a ring of ``depth`` references) and bounded: at
+most ``max_keys`` originators and services each, least recently seen dropped
+first, so a flood of spoofed sources costs at most ``max_keys`` rings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any
+
+from edge_nids.flows.packet import TCP
+
+__all__ = [
+    "CONTEXT_COLUMNS",
+    "CONTEXT_DEPTH",
+    "CONTEXT_MAX_KEYS",
+    "CONTEXT_WINDOW_US",
+    "NO_CONTEXT",
+    "ContextTracker",
+    "unanswered",
+]
+
+#: How far back the context looks, µs.
+CONTEXT_WINDOW_US = 10_000_000
+#: Most recent flows kept per originator and per service (the counts saturate there).
+CONTEXT_DEPTH = 32
+#: Originators (and, separately, services) tracked at once.
+CONTEXT_MAX_KEYS = 1024
+#: Largest payload that still counts as "no data": Ethernet pads a bare TCP
+#: segment to 60 bytes, which the decoder counts as 6 payload bytes (CIC's rule).
+_PADDING = 6
+
+#: (name, unit, meaning) of the context values, in order.
+CONTEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("Src Recent Flows", "flows", "flows the originator started in the 10 s before this one (≤ 32)"),
+    ("Src Recent Dst Ports", "ports", "distinct destination ports among them"),
+    ("Src Recent Dst Hosts", "hosts", "distinct destination addresses among them"),
+    ("Src Recent Same Service", "flows", "those to this flow's destination address, port and protocol"),
+    ("Src Recent Unanswered", "flows", "those unanswered so far (no reply, or TCP without data)"),
+    ("Src Recent Span", "ms", "time from the oldest of them to this flow's start; 0 if none"),
+    ("Svc Recent Flows", "flows", "flows to this destination address, port and protocol in the 10 s before"),
+    ("Svc Recent Sources", "hosts", "distinct originators among them"),
+    ("Svc Recent Unanswered", "flows", "those unanswered so far"),
+    ("Svc Recent Span", "ms", "time from the oldest of them to this flow's start; 0 if none"),
+)
+
+#: The context of a flow that has none (first of its kind, or the ``cicids2017`` profile).
+NO_CONTEXT: tuple[int, ...] = (0,) * len(CONTEXT_COLUMNS)
+
+
+def unanswered(flow: Any) -> bool:
+    """No packet back yet, or a TCP flow that carried no data either way (refused, half-open, probe)."""
+    if flow.bwd_pkts == 0:
+        return True
+    return flow.proto == TCP and flow.fl_max <= _PADDING and flow.bl_max <= _PADDING
+
+
+class ContextTracker:
+    """Recent flows per originator and per service; ``observe`` gives a new flow its context."""
+
+    def __init__(
+        self,
+        window_us: int = CONTEXT_WINDOW_US,
+        depth: int = CONTEXT_DEPTH,
+        max_keys: int = CONTEXT_MAX_KEYS,
+    ) -> None:
+        self.window_us = window_us
+        self.depth = depth
+        self.max_keys = max_keys
+        self._src: OrderedDict[bytes, deque[Any]] = OrderedDict()
+        self._svc: OrderedDict[tuple[bytes, int, int], deque[Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._src) + len(self._svc)
+
+    def _ring(self, table: OrderedDict, key: Any) -> deque[Any]:
+        ring = table.get(key)
+        if ring is None:
+            if len(table) >= self.max_keys:
+                table.popitem(last=False)
+            ring = table[key] = deque(maxlen=self.depth)
+        else:
+            table.move_to_end(key)
+        return ring
+
+    def observe(self, flow: Any) -> tuple[int, ...]:
+        """The context of ``flow`` at its first packet (``CONTEXT_COLUMNS`` order); then remember it."""
+        t0 = flow.first_us
+        oldest = t0 - self.window_us
+        src_ring = self._ring(self._src, flow.src)
+        while src_ring and src_ring[0].first_us < oldest:
+            src_ring.popleft()
+        n = same = failed = 0
+        ports: set[int] = set()
+        hosts: set[bytes] = set()
+        dst, dport, proto = flow.dst, flow.dport, flow.proto
+        for e in src_ring:
+            n += 1
+            ports.add(e.dport)
+            hosts.add(e.dst)
+            if e.dst == dst and e.dport == dport and e.proto == proto:
+                same += 1
+            if unanswered(e):
+                failed += 1
+        src_span = (t0 - src_ring[0].first_us) // 1000 if n else 0
+        svc_ring = self._ring(self._svc, (dst, dport, proto))
+        while svc_ring and svc_ring[0].first_us < oldest:
+            svc_ring.popleft()
+        sn = sfailed = 0
+        srcs: set[bytes] = set()
+        for e in svc_ring:
+            sn += 1
+            srcs.add(e.src)
+            if unanswered(e):
+                sfailed += 1
+        svc_span = (t0 - svc_ring[0].first_us) // 1000 if sn else 0
+        src_ring.append(flow)
+        svc_ring.append(flow)
+        return (n, len(ports), len(hosts), same, failed, src_span, sn, len(srcs), sfailed, svc_span)

@@ -1,0 +1,166 @@
+"""The ``corrected`` profile's rules for real traffic, on scenario captures checked by hand
+(tests/data/README.md describes them packet by packet): remnants, originator, continuation,
+context. ``cicids2017`` keeps the 2017 build's behaviour on the same packets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_nids.flows.context import CONTEXT_COLUMNS, CONTEXT_MAX_KEYS, ContextTracker
+from edge_nids.flows.decode import Decoder
+from edge_nids.flows.packet import ACK, FIN, RST, SYN
+from edge_nids.flows.pcap import open_capture
+from edge_nids.flows.schema import EDGE_FLOWS
+from edge_nids.flows.table import REMNANT_US, Flow, FlowConfig, FlowTable, service_side
+
+from .helpers import A, B, pkt
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+C4, S4 = "192.0.2.10", "198.51.100.20"
+
+
+def flows_of(name: str, profile: str = "corrected") -> tuple[FlowTable, list[Flow]]:
+    table = FlowTable(FlowConfig(profile=profile))
+    dec = Decoder()
+    out: list[Flow] = []
+    with open_capture(DATA / name) as cap:
+        for ts, lt, frame, wire in cap:
+            p = dec.decode(lt, frame, ts, wire)
+            if p is not None:
+                out.extend(table.add(p))
+    out.extend(table.flush())
+    return table, out
+
+
+def ctx(flow: Flow) -> dict[str, int]:
+    return dict(zip((c[0] for c in CONTEXT_COLUMNS), flow.context, strict=True))
+
+
+def test_packets_trailing_a_close_are_absorbed_for_one_second() -> None:
+    table, flows = flows_of("tcp_remnants.pcap")
+    # the connection (10 packets), the repeated FIN and duplicate ACK 0.3 s later absorbed,
+    # the stray ACK 2.5 s after the close a flow of its own
+    assert [(f.fwd_pkts, f.bwd_pkts, f.end_reason) for f in flows] == [(5, 5, "fin"), (1, 0, "end-of-input")]
+    assert table.remnants == 2
+    assert flows[0].handshake and not flows[1].handshake
+    # the 2017 build makes flows of them: the trailing flows after the first FIN, then two more
+    _, cic = flows_of("tcp_remnants.pcap", "cicids2017")
+    assert len(cic) == 3
+
+
+def test_a_syn_after_a_close_opens_a_new_connection() -> None:
+    t = FlowTable(FlowConfig(profile="corrected"))
+    out = []
+    for p in (
+        pkt(0, A, B, flags=SYN),
+        pkt(10, B, A, 80, 40000, flags=SYN | ACK),
+        pkt(20, A, B, flags=RST),
+        pkt(30, A, B, flags=RST),  # repeated RST: a remnant
+        pkt(100, A, B, flags=SYN),  # port reused at once: a new flow
+    ):
+        out.extend(t.add(p))
+    out.extend(t.flush())
+    assert [(f.fwd_pkts, f.bwd_pkts, f.end_reason) for f in out] == [(2, 1, "rst"), (1, 0, "end-of-input")]
+    assert t.remnants == 1
+    late = FlowTable(FlowConfig(profile="corrected"))
+    for p in (pkt(0, A, B, flags=SYN), pkt(10, A, B, flags=RST), pkt(10 + REMNANT_US + 1, A, B, flags=ACK)):
+        late.add(p)
+    assert late.remnants == 0 and len(late) == 1  # more than 1 s after the close: a flow
+
+
+def test_a_connection_seen_mid_stream_is_oriented_by_its_service_port() -> None:
+    _, (flow,) = flows_of("tcp_midstream.pcap")
+    assert (flow.src_ip, flow.sport, flow.dst_ip, flow.dport) == (C4, 51000, S4, 443)
+    # forward payload: the 50-byte request and 6 padding bytes in each of the two bare ACKs
+    assert (flow.fwd_pkts, flow.bwd_pkts, flow.fwd_bytes, flow.bwd_bytes) == (3, 2, 62, 500)
+    assert not flow.handshake
+    _, (cic,) = flows_of("tcp_midstream.pcap", "cicids2017")
+    assert (cic.src_ip, cic.sport) == (S4, 443)  # the 2017 build: the first packet's sender
+
+
+def test_a_flow_first_seen_at_its_syn_ack_is_turned_round() -> None:
+    _, (flow,) = flows_of("tcp_synack_first.pcap")
+    assert (flow.src_ip, flow.sport, flow.dport) == (C4, 40100, 80)
+    assert (flow.fwd_pkts, flow.bwd_pkts, flow.end_reason) == (3, 2, "rst")
+    assert flow.init_win_bwd == 65160  # the SYN-ACK is the first backward packet
+    assert not flow.handshake
+
+
+def test_a_connection_that_resumes_after_the_idle_timeout_is_a_continuation() -> None:
+    table, flows = flows_of("tcp_resume.pcap")
+    first, second = flows
+    assert (first.end_reason, first.fwd_pkts, first.bwd_pkts, first.handshake) == ("idle", 3, 2, True)
+    # resumed with a packet from the server (port 8883 < 32768 <= 40200), still client -> server
+    assert (second.src_ip, second.sport, second.dport) == (C4, 40200, 8883)
+    assert (second.fwd_pkts, second.bwd_pkts, second.continued, second.handshake) == (2, 2, True, False)
+    assert table.continued == 1
+    assert second.edge_features()[EDGE_FLOWS.index("Continued")] == 1
+
+
+def test_port_scan_context_counts_the_probes_before_each_one() -> None:
+    _, flows = flows_of("tcp_port_scan.pcap")
+    assert len(flows) == 40
+    for i, f in enumerate(flows):
+        c = ctx(f)
+        n = min(i, 32)
+        assert c["Src Recent Flows"] == n
+        assert c["Src Recent Dst Ports"] == n
+        assert c["Src Recent Dst Hosts"] == min(i, 1)
+        assert c["Src Recent Same Service"] == 0
+        assert c["Src Recent Unanswered"] == n  # every earlier probe got an RST, no data
+        assert c["Src Recent Span"] == 10 * n  # 10 ms between probes
+        assert c["Svc Recent Flows"] == 0  # each probe is its own service
+    # the 2017 profile has no context
+    _, cic = flows_of("tcp_port_scan.pcap", "cicids2017")
+    assert all(not any(f.context) for f in cic)
+
+
+def test_context_window_drops_old_flows_and_counts_services() -> None:
+    t = FlowTable(FlowConfig(profile="corrected"))
+    # three clients of one service, one more 1 ms later, and one 10.0015 s after the first
+    # (the window is 10 s: the flows at 2 ms and 3 ms are still in it)
+    for i, ts in enumerate((0, 1000, 2000)):
+        t.add(pkt(ts, f"10.0.1.{i}", B, 40000 + i, 22, flags=SYN))
+        t.add(pkt(ts + 100, B, f"10.0.1.{i}", 22, 40000 + i, flags=SYN | ACK))
+    t.add(pkt(3000, "10.0.1.9", B, 40009, 22, flags=SYN))
+    t.add(pkt(10_001_500, "10.0.1.8", B, 40008, 22, flags=SYN))
+    flows = sorted(t.flush(), key=lambda f: f.first_us)
+    c = ctx(flows[3])
+    assert (c["Svc Recent Flows"], c["Svc Recent Sources"], c["Svc Recent Unanswered"]) == (3, 3, 3)
+    assert c["Svc Recent Span"] == 3  # ms since the first of them
+    assert ctx(flows[4])["Svc Recent Flows"] == 2
+
+
+def test_context_memory_is_bounded_under_spoofed_sources() -> None:
+    tracker = ContextTracker()
+    for i in range(3 * CONTEXT_MAX_KEYS):
+        f = Flow(False, i.to_bytes(4, "big"), b"\xc0\x00\x02\x01", 1024 + i % 60000, 80, 6)
+        f.first_us = i
+        tracker.observe(f)
+    assert len(tracker) <= 2 * CONTEXT_MAX_KEYS
+
+
+@pytest.mark.parametrize(
+    ("sport", "dport", "server"),
+    [(443, 51000, True), (51000, 443, False), (8883, 40200, True), (5353, 5353, False), (53001, 9, False)],
+)
+def test_service_side(sport: int, dport: int, server: bool) -> None:
+    assert service_side(sport, dport) is server
+
+
+def test_fin_remnant_after_close_in_both_directions_is_not_a_flow() -> None:
+    t = FlowTable(FlowConfig(profile="corrected"))
+    out = []
+    for p in (
+        pkt(0, A, B, flags=SYN),
+        pkt(10, B, A, 80, 40000, flags=SYN | ACK),
+        pkt(20, A, B, flags=ACK),
+        pkt(30, A, B, flags=FIN | ACK),
+        pkt(40, B, A, 80, 40000, flags=FIN | ACK),
+        pkt(50, A, B, flags=ACK),  # the final ACK closes the flow
+        pkt(60, A, B, flags=ACK),  # a duplicate: absorbed
+    ):
+        out.extend(t.add(p))
+    assert len(out) == 1 and out[0].end_reason == "fin" and t.remnants == 1 and len(t) == 0
