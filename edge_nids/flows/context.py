@@ -4,8 +4,9 @@ One flow of a port scan, a SYN flood or a password-guessing run looks like one
 refused or short connection; those attacks are many flows from one source, or
 to one service. ``ContextTracker`` keeps, per originator address and per
 service (destination address, port, protocol), the last ``depth`` flows started
-within ``window_us``, and gives each new flow, at its first packet, ten counts
-of that recent history (``CONTEXT_COLUMNS``). Earlier flows are looked at as
+within ``window_us``, and gives each new flow, at its first packet, eleven counts
+of that recent history (``CONTEXT_COLUMNS``): bursts over 10 s, repeats of the same
+service over 120 s. Earlier flows are looked at as
 they are at that moment (answered yet or not), so the values depend only on
 the order and times of packets: the same in ``extract`` and in the agent,
 whatever the batching or expiry timing.
@@ -28,12 +29,15 @@ __all__ = [
     "CONTEXT_MAX_KEYS",
     "CONTEXT_WINDOW_US",
     "NO_CONTEXT",
+    "SERVICE_WINDOW_US",
     "ContextTracker",
     "unanswered",
 ]
 
-#: How far back the context looks, µs.
+#: How far back the burst counts look, µs.
 CONTEXT_WINDOW_US = 10_000_000
+#: How far back the same-service counts look, µs (slow password guessing: one try in seconds).
+SERVICE_WINDOW_US = 120_000_000
 #: Most recent flows kept per originator and per service (the counts saturate there).
 CONTEXT_DEPTH = 32
 #: Originators (and, separately, services) tracked at once.
@@ -47,13 +51,23 @@ CONTEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Src Recent Flows", "flows", "flows the originator started in the 10 s before this one (≤ 32)"),
     ("Src Recent Dst Ports", "ports", "distinct destination ports among them"),
     ("Src Recent Dst Hosts", "hosts", "distinct destination addresses among them"),
-    ("Src Recent Same Service", "flows", "those to this flow's destination address, port and protocol"),
     ("Src Recent Unanswered", "flows", "those unanswered so far (no reply, or TCP without data)"),
     ("Src Recent Span", "ms", "time from the oldest of them to this flow's start; 0 if none"),
+    (
+        "Src Same Service",
+        "flows",
+        "flows the originator started to this flow's destination address, port and protocol "
+        "in the 120 s before (among its last 32)",
+    ),
+    (
+        "Src Same Service Alike",
+        "flows",
+        "those whose payload (both ways, so far) is within 10 % + 16 bytes of the latest of them",
+    ),
+    ("Src Same Service Span", "ms", "time from the oldest of them to this flow's start; 0 if none"),
     ("Svc Recent Flows", "flows", "flows to this destination address, port and protocol in the 10 s before"),
     ("Svc Recent Sources", "hosts", "distinct originators among them"),
     ("Svc Recent Unanswered", "flows", "those unanswered so far"),
-    ("Svc Recent Span", "ms", "time from the oldest of them to this flow's start; 0 if none"),
 )
 
 #: The context of a flow that has none (first of its kind, or the ``cicids2017`` profile).
@@ -73,10 +87,12 @@ class ContextTracker:
     def __init__(
         self,
         window_us: int = CONTEXT_WINDOW_US,
+        service_window_us: int = SERVICE_WINDOW_US,
         depth: int = CONTEXT_DEPTH,
         max_keys: int = CONTEXT_MAX_KEYS,
     ) -> None:
         self.window_us = window_us
+        self.service_window_us = service_window_us
         self.depth = depth
         self.max_keys = max_keys
         self._src: OrderedDict[bytes, deque[Any]] = OrderedDict()
@@ -98,34 +114,56 @@ class ContextTracker:
     def observe(self, flow: Any) -> tuple[int, ...]:
         """The context of ``flow`` at its first packet (``CONTEXT_COLUMNS`` order); then remember it."""
         t0 = flow.first_us
-        oldest = t0 - self.window_us
+        recent = t0 - self.window_us
         src_ring = self._ring(self._src, flow.src)
+        oldest = t0 - self.service_window_us
         while src_ring and src_ring[0].first_us < oldest:
             src_ring.popleft()
-        n = same = failed = 0
+        n = failed = 0
+        first = t0
         ports: set[int] = set()
         hosts: set[bytes] = set()
+        same: list[Any] = []
         dst, dport, proto = flow.dst, flow.dport, flow.proto
         for e in src_ring:
+            if e.dst == dst and e.dport == dport and e.proto == proto:
+                same.append(e)
+            if e.first_us < recent:
+                continue
+            if not n:
+                first = e.first_us
             n += 1
             ports.add(e.dport)
             hosts.add(e.dst)
-            if e.dst == dst and e.dport == dport and e.proto == proto:
-                same += 1
             if unanswered(e):
                 failed += 1
-        src_span = (t0 - src_ring[0].first_us) // 1000 if n else 0
+        alike = 0
+        if same:
+            ref = same[-1].fwd_bytes + same[-1].bwd_bytes
+            tol = ref // 10 + 16
+            alike = sum(1 for e in same if abs(e.fwd_bytes + e.bwd_bytes - ref) <= tol)
+        same_span = (t0 - same[0].first_us) // 1000 if same else 0
         svc_ring = self._ring(self._svc, (dst, dport, proto))
-        while svc_ring and svc_ring[0].first_us < oldest:
+        while svc_ring and svc_ring[0].first_us < recent:
             svc_ring.popleft()
-        sn = sfailed = 0
+        sfailed = 0
         srcs: set[bytes] = set()
         for e in svc_ring:
-            sn += 1
             srcs.add(e.src)
             if unanswered(e):
                 sfailed += 1
-        svc_span = (t0 - svc_ring[0].first_us) // 1000 if sn else 0
         src_ring.append(flow)
         svc_ring.append(flow)
-        return (n, len(ports), len(hosts), same, failed, src_span, sn, len(srcs), sfailed, svc_span)
+        return (
+            n,
+            len(ports),
+            len(hosts),
+            failed,
+            (t0 - first) // 1000,
+            len(same),
+            alike,
+            same_span,
+            len(svc_ring) - 1,
+            len(srcs),
+            sfailed,
+        )

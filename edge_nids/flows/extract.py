@@ -65,7 +65,8 @@ class ExtractSummary:
             f"packets {self.packets}, decoded {self.decoded}, flows {self.flows} "
             f"in {self.seconds:.2f} s ({self.packets_per_s:,.0f} packets/s)",
             f"malformed/skipped: {bad}",
-            f"flows ended by: {ends}; evicted {self.evicted}; one-packet flows dropped {self.dropped_single}; "
+            f"flows ended by: {ends}; evicted {self.evicted}; "
+            f"one-packet flows dropped {self.dropped_single}; "
             f"packets after a close absorbed {self.remnants}; continued flows {self.continued}",
         ]
 

@@ -130,7 +130,9 @@ def find_captures(datasets: Path | None, lab_runs: Sequence[Path], out: Path) ->
                 )
     for run in lab_runs:
         for p in sorted(Path(run).glob("*.pcap")):
-            caps.append(Capture(f"lab:{Path(run).name}", p.stem, p, out / "lab" / Path(run).name / f"{p.stem}.csv"))
+            caps.append(
+                Capture(f"lab:{Path(run).name}", p.stem, p, out / "lab" / Path(run).name / f"{p.stem}.csv")
+            )
     return caps
 
 

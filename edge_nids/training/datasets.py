@@ -181,7 +181,7 @@ def _label_column(frame: pd.DataFrame, path: Path) -> str:
 
 def _cic_features(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Select and rename the schema columns from a 79-, 84- or 85-column CIC CSV (the 78 of
-    ``CIC_IDS2017``) or a ``corrected`` extract CSV (the 91 of ``EDGE_FLOWS``)."""
+    ``CIC_IDS2017``) or a ``corrected`` extract CSV (the 92 of ``EDGE_FLOWS``)."""
     cols = list(raw.columns)
     clean = [re.sub(r"\.\d+$", "", c).strip() for c in cols]
     n = len(cols)
@@ -215,7 +215,9 @@ def load_cic(paths: Sequence[str | Path], dataset: str = "cic-ids2017") -> Label
         raw = _read_csv(path)
         x, bad = parse_numeric(_cic_features(raw, path))
         if feats and len(x.columns) != len(feats[0].columns):
-            raise DataError(f"{path}: {len(x.columns)} feature columns, but {files[0]} has {len(feats[0].columns)}")
+            raise DataError(
+                f"{path}: {len(x.columns)} feature columns, but {files[0]} has {len(feats[0].columns)}"
+            )
         groups.append(np.full(len(x), str(path), dtype=object))
         if len(raw.columns) == 84:
             raise DataError(f"{path}: no Label column; label the flows before training")

@@ -17,6 +17,8 @@ from edge_nids.flows.table import REMNANT_US, Flow, FlowConfig, FlowTable, servi
 
 from .helpers import A, B, pkt
 
+S = 1_000_000
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 C4, S4 = "192.0.2.10", "198.51.100.20"
 
@@ -108,9 +110,9 @@ def test_port_scan_context_counts_the_probes_before_each_one() -> None:
         assert c["Src Recent Flows"] == n
         assert c["Src Recent Dst Ports"] == n
         assert c["Src Recent Dst Hosts"] == min(i, 1)
-        assert c["Src Recent Same Service"] == 0
         assert c["Src Recent Unanswered"] == n  # every earlier probe got an RST, no data
         assert c["Src Recent Span"] == 10 * n  # 10 ms between probes
+        assert c["Src Same Service"] == c["Src Same Service Alike"] == c["Src Same Service Span"] == 0
         assert c["Svc Recent Flows"] == 0  # each probe is its own service
     # the 2017 profile has no context
     _, cic = flows_of("tcp_port_scan.pcap", "cicids2017")
@@ -129,8 +131,27 @@ def test_context_window_drops_old_flows_and_counts_services() -> None:
     flows = sorted(t.flush(), key=lambda f: f.first_us)
     c = ctx(flows[3])
     assert (c["Svc Recent Flows"], c["Svc Recent Sources"], c["Svc Recent Unanswered"]) == (3, 3, 3)
-    assert c["Svc Recent Span"] == 3  # ms since the first of them
     assert ctx(flows[4])["Svc Recent Flows"] == 2
+
+
+def test_same_service_repeats_count_over_two_minutes_and_compare_sizes() -> None:
+    t = FlowTable(FlowConfig(profile="corrected"))
+    # one client, four connections to one service 30 s apart: 100, 105, 400 and 100 payload bytes
+    out: list[Flow] = []
+    for i, size in enumerate((100, 105, 400, 100)):
+        ts = i * 30 * S
+        out += t.add(pkt(ts, A, B, 40000 + i, 22, flags=SYN))
+        out += t.add(pkt(ts + 10, B, A, 22, 40000 + i, flags=SYN | ACK))
+        out += t.add(pkt(ts + 20, A, B, 40000 + i, 22, payload=size))
+        out += t.add(pkt(ts + 30, A, B, 40000 + i, 22, flags=RST))
+    out += t.add(pkt(4 * 30 * S, A, B, 40009, 22, flags=SYN))
+    flows = sorted(out + t.flush(), key=lambda f: f.first_us)
+    t2 = [ctx(f) for f in flows]
+    assert [c["Src Recent Flows"] for c in t2] == [0, 0, 0, 0, 0]  # none within 10 s
+    assert [c["Src Same Service"] for c in t2] == [0, 1, 2, 3, 4]  # 120 s back, inclusive
+    # alike the latest one (within 10 % + 16 bytes): 105 ~ 100; 400 not; then 100 ~ 100 and 105
+    assert [c["Src Same Service Alike"] for c in t2] == [0, 1, 2, 1, 3]
+    assert t2[4]["Src Same Service Span"] == 120_000
 
 
 def test_context_memory_is_bounded_under_spoofed_sources() -> None:

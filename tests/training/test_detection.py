@@ -1,0 +1,113 @@
+"""The detection corpus and its evaluation: labels from the attack MANIFEST, grouped folds,
+threshold choice, flow kinds, and the agent replay used to judge held-out captures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_nids.flows.labels import BENIGN
+from edge_nids.flows.schema import EDGE_FLOWS
+from edge_nids.training.corpus import Capture, attack_labeller, build_corpus, find_captures
+from edge_nids.training.detection import (
+    FLOW_KINDS,
+    INPUTS,
+    assign_folds,
+    flow_kind,
+    load_flows,
+    pick_threshold,
+    replay,
+    training_rows,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _x(**values: float) -> list[float]:
+    x = [0.0] * len(EDGE_FLOWS)
+    for k, v in values.items():
+        x[EDGE_FLOWS.index(k.replace("_", " "))] = v
+    return x
+
+
+def test_flow_kinds() -> None:
+    assert flow_kind(_x(Protocol=17, Destination_Port=5353, Total_Fwd_Packets=1)) == FLOW_KINDS[0]
+    assert flow_kind(_x(Protocol=17, Destination_Port=53, Total_Fwd_Packets=1)) == "UDP, one packet, one way"
+    assert flow_kind(_x(Protocol=17, Total_Fwd_Packets=1, Total_Backward_Packets=1)) == "UDP, both ways"
+    assert flow_kind(_x(Protocol=6, Total_Fwd_Packets=8, Total_Backward_Packets=7, FIN_Flag_Count=2)) == (
+        "TCP, > 10 packets, FIN seen"
+    )
+    assert flow_kind(_x(Protocol=6, Total_Fwd_Packets=1, Total_Backward_Packets=1, RST_Flag_Count=1)) == (
+        "TCP, RST seen"
+    )
+    assert flow_kind(_x(Protocol=58)) == "ICMP / ICMPv6"
+
+
+def test_inputs_are_schema_columns_without_ports_or_stack_fingerprints() -> None:
+    assert set(INPUTS) <= set(EDGE_FLOWS.names)
+    assert not {"Destination Port", "Init_Win_bytes_forward", "Init_Win_bytes_backward"} & set(INPUTS)
+
+
+def test_pick_threshold_is_the_lowest_that_keeps_the_benign_share() -> None:
+    benign = np.array([0.1] * 990 + [0.55] * 5 + [0.75] * 5)
+    assert pick_threshold(benign, 0.01) == 0.5  # 10 of 1000 at 0.5: 1 %
+    assert pick_threshold(benign, 0.005) == 0.56  # 5 of 1000 from 0.56 on
+    assert pick_threshold(np.array([0.999]), 0.0) == 0.99
+
+
+def test_folds_hold_each_capture_once_and_spread_attack_types(tmp_path: Path) -> None:
+    caps = [Capture("benign_public", f"b{i}", tmp_path, tmp_path) for i in range(10)]
+    caps += [Capture("attacks_public", f"a{i}", tmp_path, tmp_path, attack_type=t) for i, t in enumerate("sssfff")]
+    folds = assign_folds(caps, 3, 1)
+    assert sorted(folds) == sorted(c.name for c in caps)
+    for t in "sf":
+        assert len({folds[c.name] for c in caps if c.attack_type == t}) == 3  # each type in every fold
+    assert folds == assign_folds(caps, 3, 1)  # seeded
+
+
+def test_attack_labeller_without_addresses_uses_the_victim_service() -> None:
+    row = {
+        "file": "x.pcap",
+        "attack_type": "scan",
+        "attacker": "300 internet sources (anonymized)",
+        "victim": "10 addresses (anonymized), UDP/427",
+    }
+    label = attack_labeller(row)
+
+    class F:
+        def __init__(self, proto: int, sport: int, dport: int) -> None:
+            self.src, self.dst, self.proto, self.sport, self.dport = b"\1" * 4, b"\2" * 4, proto, sport, dport
+
+    assert label(F(17, 40000, 427)) == "PortScan"
+    assert label(F(6, 40000, 427)) == BENIGN
+    assert label(F(17, 40000, 53)) == BENIGN
+
+
+@pytest.mark.shared_data
+def test_spoofed_syn_flood_capture_is_labelled_by_its_victim(shared_data: Path, tmp_path: Path) -> None:
+    caps = [c for c in find_captures(shared_data, [], tmp_path) if c.name == "sop_syn_flood"]
+    (cf,) = load_flows(build_corpus(caps))
+    attack = cf.classes != BENIGN
+    # ~1,000 spoofed sources to 192.168.198.130:80; the 63 DNS queries of the capture stay benign
+    assert 990 <= attack.sum() <= 1010
+    benign = cf.X[~attack]
+    assert len(benign) > 0
+    assert set(benign[:, EDGE_FLOWS.index("Destination Port")]) == {53}
+    X, y = training_rows([cf], 100, 0)
+    assert (y == 1).sum() == 100 and (y == 0).sum() == min(100, len(benign))
+
+
+@pytest.mark.slow
+def test_replay_records_every_classification_of_every_flow() -> None:
+    bundle = ROOT / "models" / "cnn-lstm-edge-cic-int8"
+    rep = replay(bundle, ROOT / "tests" / "data" / "tcp_port_scan.pcap", "PortScan")
+    assert len(rep.labels) == 40 and set(rep.labels) == {"PortScan"}
+    assert all(len(c) >= 1 for c in rep.checks)
+    scores = [max(s for _, s in c) for c in rep.checks]
+    assert rep.flagged(0.0) == [True] * 40
+    assert rep.flagged(1.01) == [False] * 40
+    assert sum(rep.flagged(0.5)) == sum(s >= 0.5 for s in scores)
+    first = rep.alert_us(0.0)
+    assert all(t is not None and t >= f for t, f in zip(first, rep.first_us, strict=True))
