@@ -59,7 +59,9 @@ def test_pick_threshold_is_the_lowest_that_keeps_the_benign_share() -> None:
 
 def test_folds_hold_each_capture_once_and_spread_attack_types(tmp_path: Path) -> None:
     caps = [Capture("benign_public", f"b{i}", tmp_path, tmp_path) for i in range(10)]
-    caps += [Capture("attacks_public", f"a{i}", tmp_path, tmp_path, attack_type=t) for i, t in enumerate("sssfff")]
+    caps += [
+        Capture("attacks_public", f"a{i}", tmp_path, tmp_path, attack_type=t) for i, t in enumerate("sssfff")
+    ]
     folds = assign_folds(caps, 3, 1)
     assert sorted(folds) == sorted(c.name for c in caps)
     for t in "sf":
@@ -95,7 +97,7 @@ def test_spoofed_syn_flood_capture_is_labelled_by_its_victim(shared_data: Path, 
     benign = cf.X[~attack]
     assert len(benign) > 0
     assert set(benign[:, EDGE_FLOWS.index("Destination Port")]) == {53}
-    X, y = training_rows([cf], 100, 0)
+    _, y = training_rows([cf], 100, 0)
     assert (y == 1).sum() == 100 and (y == 0).sum() == min(100, len(benign))
 
 
