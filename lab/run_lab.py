@@ -46,7 +46,7 @@ from lab.scenarios import (
     select_scenarios,
     validate_scale,
 )
-from lab.testbed import LabError, Testbed, remove_stale_namespaces
+from lab.testbed import LabError, Testbed, draw_wan, remove_stale_namespaces
 
 __all__ = ["APT_PACKAGES", "DEMO_MAX_BYTES", "ScenarioResult", "main"]
 
@@ -289,6 +289,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--labels", type=Path, help="labels file (default OUT/labels.csv)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds recorded after each attack (default 2)")
     p.add_argument("--demo", action="store_true", help="record the demo capture and copy it to lab/captures/")
+    p.add_argument(
+        "--wan",
+        action="store_true",
+        help="put the client and attacker behind a seeded WAN (tc netem: delay, jitter, loss, rate)",
+    )
     p.add_argument("--no-install", action="store_true", help="never apt-get; fail when a tool is missing")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -356,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             dnslike=str(LAB_DIR / "dnslike.py"), seed=seed, scale=scale,
         )  # fmt: skip
         lab.up()
+        wan = draw_wan(scenario_rng(seed, "wan")) if args.wan else None
+        if wan is not None:
+            lab.shape(wan)
         lab.start_servers(work / "www", LAB_DIR / "dnslike.py", sys.executable, SSH_USER)
         results: list[ScenarioResult] = []
         rows: list[LabelRow] = []
@@ -375,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = {
             "seed": seed, "scale": scale, "victim": VICTIM, "attacker": attacker, "clients": list(clients),
             "labels": str(labels_path), "seconds": round(time.monotonic() - t0, 1),
+            "wan": wan.to_dict() if wan is not None else None,
             "scenarios": [{k: v for k, v in vars(r).items() if k != "rows"} for r in results],
         }  # fmt: skip
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

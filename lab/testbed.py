@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -97,6 +98,40 @@ def remove_stale_namespaces() -> list[str]:
     return removed
 
 
+@dataclass(frozen=True)
+class WanProfile:
+    """One direction's ``tc netem`` settings: delay and jitter (ms), loss (%), rate (Mbit/s)."""
+
+    delay_ms: float
+    jitter_ms: float
+    loss_pct: float
+    rate_mbit: float
+
+    def netem_args(self) -> list[str]:
+        args = ["netem", "delay", f"{self.delay_ms:g}ms"]
+        if self.jitter_ms:
+            args += [f"{self.jitter_ms:g}ms", "distribution", "normal"]
+        if self.loss_pct:
+            args += ["loss", f"{self.loss_pct:g}%"]
+        return [*args, "rate", f"{self.rate_mbit:g}mbit", "limit", "10000"]
+
+    def to_dict(self) -> dict[str, float]:
+        return {"delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms, "loss_pct": self.loss_pct,
+                "rate_mbit": self.rate_mbit}  # fmt: skip
+
+
+def draw_wan(rng: random.Random) -> WanProfile:
+    """A seeded WAN between home broadband and a cloud region: 2-60 ms each way (RTT 4-120 ms),
+    jitter up to a quarter of the delay, 0-1 % loss, 8-200 Mbit/s."""
+    delay = round(rng.uniform(2, 60), 1)
+    return WanProfile(
+        delay_ms=delay,
+        jitter_ms=round(rng.uniform(0, delay / 4), 1),
+        loss_pct=round(rng.choice([0, 0, 0.1, 0.3, 1.0]), 1),
+        rate_mbit=float(rng.choice([8, 20, 50, 100, 200])),
+    )
+
+
 class Testbed:
     """Namespaces, servers and captures of one lab run.
 
@@ -154,6 +189,26 @@ class Testbed:
                 _sh(["ip", "netns", "exec", dev_ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
                      "tso", "off", "gso", "off", "gro", "off"], f"offloads off on {dev}")  # fmt: skip
         log.info("testbed up: %s", ", ".join(self.ns.values()))
+
+    def shape(self, wan: WanProfile) -> None:
+        """Put the client's and the attacker's links behind the same WAN (``tc netem`` both ways).
+
+        Both get the same delay, jitter, loss and rate, so the victim sees benign and attack
+        traffic under one network condition (a model cannot learn the link as the label).
+        """
+        for host in ("client", "attacker"):
+            for ns, dev in ((self.ns[host], "eth0"), (self.ns["sw"], f"p-{host}")):
+                try:
+                    argv = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root"]
+                    _sh([*argv, *wan.netem_args()], f"netem on {dev} ({host})")
+                except LabError as exc:
+                    if "qdisc kind is unknown" in str(exc):
+                        raise LabError(
+                            "--wan needs the kernel's netem queueing discipline (sch_netem), which this "
+                            "kernel lacks (tc: 'Specified qdisc kind is unknown'); run without --wan"
+                        ) from None
+                    raise
+        log.info("WAN on the client and attacker links: %s", " ".join(wan.netem_args()))
 
     # ---- processes ------------------------------------------------------------------
     def spawn(self, host: str, argv: Sequence[str], log_name: str) -> subprocess.Popen[bytes]:

@@ -4,9 +4,9 @@ One flow of a port scan, a SYN flood or a password-guessing run looks like one
 refused or short connection; those attacks are many flows from one source, or
 to one service. ``ContextTracker`` keeps, per originator address and per
 service (destination address, port, protocol), the last ``depth`` flows started
-within ``window_us``, and gives each new flow, at its first packet, eleven counts
+within ``window_us``, and gives each new flow, at its first packet, thirteen counts
 of that recent history (``CONTEXT_COLUMNS``): bursts over 10 s, repeats of the same
-service over 120 s. Earlier flows are looked at as
+service over 120 s, and decayed flow rates without a cap. Earlier flows are looked at as
 they are at that moment (answered yet or not), so the values depend only on
 the order and times of packets: the same in ``extract`` and in the agent,
 whatever the batching or expiry timing.
@@ -18,6 +18,7 @@ first, so a flood of spoofed sources costs at most ``max_keys`` rings.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -38,6 +39,8 @@ __all__ = [
 CONTEXT_WINDOW_US = 10_000_000
 #: How far back the same-service counts look, µs (slow password guessing: one try in seconds).
 SERVICE_WINDOW_US = 120_000_000
+#: Time constant of the decayed flow counts, µs.
+RATE_TAU_US = 10_000_000
 #: Most recent flows kept per originator and per service (the counts saturate there).
 CONTEXT_DEPTH = 32
 #: Originators (and, separately, services) tracked at once.
@@ -68,6 +71,13 @@ CONTEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Svc Recent Flows", "flows", "flows to this destination address, port and protocol in the 10 s before"),
     ("Svc Recent Sources", "hosts", "distinct originators among them"),
     ("Svc Recent Unanswered", "flows", "those unanswered so far"),
+    (
+        "Src Flow Rate",
+        "flows/10 s",
+        "flows the originator started before this one, exponentially decayed with a 10 s time "
+        "constant (no cap: tells a burst of 30 from a flood of thousands)",
+    ),
+    ("Svc Flow Rate", "flows/10 s", "the same for this flow's destination address, port and protocol"),
 )
 
 #: The context of a flow that has none (first of its kind, or the ``cicids2017`` profile).
@@ -79,6 +89,24 @@ def unanswered(flow: Any) -> bool:
     if flow.bwd_pkts == 0:
         return True
     return flow.proto == TCP and flow.fl_max <= _PADDING and flow.bl_max <= _PADDING
+
+
+class _History:
+    """One originator's or service's recent flows, and its decayed flow count."""
+
+    __slots__ = ("count", "last_us", "ring")
+
+    def __init__(self, depth: int) -> None:
+        self.ring: deque[Any] = deque(maxlen=depth)
+        self.count = 0.0
+        self.last_us = 0
+
+    def rate(self, t_us: int) -> int:
+        """Flows before ``t_us``, each weighted exp(-age / 10 s); then count this one."""
+        c = self.count * math.exp((self.last_us - t_us) / RATE_TAU_US) if self.count else 0.0
+        self.count = c + 1.0
+        self.last_us = t_us
+        return round(c)
 
 
 class ContextTracker:
@@ -95,27 +123,28 @@ class ContextTracker:
         self.service_window_us = service_window_us
         self.depth = depth
         self.max_keys = max_keys
-        self._src: OrderedDict[bytes, deque[Any]] = OrderedDict()
-        self._svc: OrderedDict[tuple[bytes, int, int], deque[Any]] = OrderedDict()
+        self._src: OrderedDict[bytes, _History] = OrderedDict()
+        self._svc: OrderedDict[tuple[bytes, int, int], _History] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._src) + len(self._svc)
 
-    def _ring(self, table: OrderedDict, key: Any) -> deque[Any]:
-        ring = table.get(key)
-        if ring is None:
+    def _ring(self, table: OrderedDict, key: Any) -> _History:
+        hist = table.get(key)
+        if hist is None:
             if len(table) >= self.max_keys:
                 table.popitem(last=False)
-            ring = table[key] = deque(maxlen=self.depth)
+            hist = table[key] = _History(self.depth)
         else:
             table.move_to_end(key)
-        return ring
+        return hist
 
     def observe(self, flow: Any) -> tuple[int, ...]:
         """The context of ``flow`` at its first packet (``CONTEXT_COLUMNS`` order); then remember it."""
         t0 = flow.first_us
         recent = t0 - self.window_us
-        src_ring = self._ring(self._src, flow.src)
+        src = self._ring(self._src, flow.src)
+        src_ring = src.ring
         oldest = t0 - self.service_window_us
         while src_ring and src_ring[0].first_us < oldest:
             src_ring.popleft()
@@ -143,7 +172,8 @@ class ContextTracker:
             tol = ref // 10 + 16
             alike = sum(1 for e in same if abs(e.fwd_bytes + e.bwd_bytes - ref) <= tol)
         same_span = (t0 - same[0].first_us) // 1000 if same else 0
-        svc_ring = self._ring(self._svc, (dst, dport, proto))
+        svc = self._ring(self._svc, (dst, dport, proto))
+        svc_ring = svc.ring
         while svc_ring and svc_ring[0].first_us < recent:
             svc_ring.popleft()
         sfailed = 0
@@ -166,4 +196,6 @@ class ContextTracker:
             len(svc_ring) - 1,
             len(srcs),
             sfailed,
+            src.rate(t0),
+            svc.rate(t0),
         )

@@ -212,7 +212,7 @@ def _edge_columns() -> list[FeatureSpec]:
 #: The 78 CIC columns, then the flow's state and its context (edge_nids.flows.context):
 #: what the ``corrected`` profile computes and ``edge-nids extract --profile corrected``
 #: writes after the 78 (``EDGE_EXTRA_HEADER``).
-EDGE_FLOWS = FeatureSchema(name="edge-flows-92", features=(*CIC_IDS2017.features, *_edge_columns()))
+EDGE_FLOWS = FeatureSchema(name="edge-flows-94", features=(*CIC_IDS2017.features, *_edge_columns()))
 
 #: Header cells that ``corrected`` extract output adds before the label.
 EDGE_EXTRA_HEADER: list[str] = [f.header for f in EDGE_FLOWS.features[len(CIC_IDS2017) :]]

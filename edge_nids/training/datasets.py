@@ -181,7 +181,7 @@ def _label_column(frame: pd.DataFrame, path: Path) -> str:
 
 def _cic_features(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Select and rename the schema columns from a 79-, 84- or 85-column CIC CSV (the 78 of
-    ``CIC_IDS2017``) or a ``corrected`` extract CSV (the 92 of ``EDGE_FLOWS``)."""
+    ``CIC_IDS2017``) or a ``corrected`` extract CSV (the 94 of ``EDGE_FLOWS``)."""
     cols = list(raw.columns)
     clean = [re.sub(r"\.\d+$", "", c).strip() for c in cols]
     n = len(cols)

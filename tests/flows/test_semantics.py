@@ -4,6 +4,7 @@ context. ``cicids2017`` keeps the 2017 build's behaviour on the same packets."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -113,7 +114,10 @@ def test_port_scan_context_counts_the_probes_before_each_one() -> None:
         assert c["Src Recent Unanswered"] == n  # every earlier probe got an RST, no data
         assert c["Src Recent Span"] == 10 * n  # 10 ms between probes
         assert c["Src Same Service"] == c["Src Same Service Alike"] == c["Src Same Service Span"] == 0
-        assert c["Svc Recent Flows"] == 0  # each probe is its own service
+        assert c["Svc Recent Flows"] == c["Svc Flow Rate"] == 0  # each probe is its own service
+        # no cap: the earlier probes, each decayed by exp(-age / 10 s) (geometric series, 10 ms apart)
+        q = math.exp(-0.01 / 10)
+        assert c["Src Flow Rate"] == round(sum(q**k for k in range(1, i + 1)))
     # the 2017 profile has no context
     _, cic = flows_of("tcp_port_scan.pcap", "cicids2017")
     assert all(not any(f.context) for f in cic)
