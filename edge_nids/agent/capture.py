@@ -34,6 +34,9 @@ PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33  # like SO_RCVBUF, past net.core.rmem_max; needs CAP_NET_ADMIN
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
 SO_TIMESTAMPNS = 35  # SO_TIMESTAMPNS_OLD; also SCM_TIMESTAMPNS
 SIOCGSTAMPNS = 0x8907
 
@@ -51,6 +54,26 @@ def _is_loopback(iface: str) -> bool:
             return int(f.read().strip()) == ARPHRD_LOOPBACK
     except (OSError, ValueError):
         return False
+
+
+def _is_up(sock: socket.socket, iface: str) -> bool:
+    """True if ``iface`` is administratively up (IFF_UP), asked through ``sock``'s network namespace."""
+    import fcntl
+
+    try:
+        raw = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack("16s16x", iface.encode()[:15]))
+    except OSError:
+        return False  # gone meanwhile
+    return bool(struct.unpack_from("16sH", raw)[1] & IFF_UP)
+
+
+def _set_rcvbuf(sock: socket.socket, size: int) -> int:
+    """Ask for a ``size``-byte receive buffer; return what the kernel reports (``getsockopt``), bytes."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:  # no CAP_NET_ADMIN (the systemd unit): capped at net.core.rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
 class CaptureOpenError(OSError):
@@ -138,6 +161,9 @@ class LiveCapture:
 
     ``kernel_drops``: frames the kernel dropped since open (socket buffer full).
     ``iface``, ``ifindex``: the interface captured on.
+    ``rcvbuf_bytes``: the receive buffer the kernel gave the socket (``getsockopt(SO_RCVBUF)``,
+    which counts its bookkeeping: twice what was set). Without CAP_NET_ADMIN the request is
+    capped at ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE`` gets the size asked for.
     """
 
     def __init__(
@@ -160,7 +186,9 @@ class LiveCapture:
         except PermissionError:
             raise CaptureOpenError(errno.EPERM, f"capturing on {iface} needs root or CAP_NET_RAW") from None
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+            if not _is_up(sock, iface):
+                raise CaptureOpenError(errno.ENETDOWN, f"interface {iface} is down")
+            self.rcvbuf_bytes = _set_rcvbuf(sock, buffer_bytes)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if bpf:
                 self._attach(sock, bpf)
@@ -175,6 +203,9 @@ class LiveCapture:
                 mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             sock.setblocking(False)
+        except CaptureOpenError:
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             raise CaptureOpenError(
@@ -255,6 +286,14 @@ class LiveCapture:
             return socket.if_nametoindex(self.iface) == self.ifindex
         except OSError:
             return False
+
+    def gone(self) -> str | None:
+        """Why capture on this interface cannot go on (gone, re-created or down); None while it can."""
+        if not self.still_there():
+            return f"interface {self.iface} went away"
+        if not _is_up(self._sock, self.iface):
+            return f"interface {self.iface} is down"
+        return None
 
     def close(self) -> None:
         self._sock.close()
