@@ -231,9 +231,14 @@ class Service:
     # -- reload -------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """SIGHUP: reload config and model; keep the running ones if either is broken."""
+        """SIGHUP: reload config and model; keep the running ones if either is broken.
+
+        The file outputs are reopened either way (logrotate's SIGHUP must not leave the agent
+        writing to a rotated file because the config on disk is broken).
+        """
         assert self.pipeline is not None
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        reopened = False
         try:
             try:
                 new = load_config(self.config_path)
@@ -271,11 +276,16 @@ class Service:
                 for s in (self._alerts, self._flows):
                     if s is not None:
                         s.reopen()
+            reopened = True
             self.cfg = new
             self.pipeline.update(new, model)
             log.info("reloaded: model %s %s (threshold %.4f)", model.name, model.version, model.threshold)
             return True
         finally:
+            if not reopened:
+                for s in (self._alerts, self._flows):
+                    if s is not None:
+                        s.reopen()
             self.notifier.notify("READY=1", f"STATUS={self._status_text()}")
 
     # -- main ---------------------------------------------------------------------------
