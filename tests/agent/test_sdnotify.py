@@ -91,3 +91,28 @@ def test_ready_and_waiting_status_without_the_interface(tmp_path: Path, agent_bu
     assert agent.returncode == 0, err
     assert f"no such network interface: {iface}; retrying" in err
     assert "Traceback" not in err
+
+
+def test_no_own_timestamp_when_stderr_is_the_journal(tmp_path: Path, agent_bundle: Path) -> None:
+    """Under systemd ($JOURNAL_STREAM names stderr) the journal stamps lines: the agent does not."""
+    firsts = []
+    for journal in (True, False):
+        err = tmp_path / f"stderr-{journal}.txt"
+        with open(err, "w") as fh:
+            st = os.fstat(fh.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}" if journal else "")
+            rc = subprocess.run(
+                agent_cmd(
+                    "run", "--demo", "--model", str(agent_bundle), "--alerts", str(tmp_path / "a.json")
+                ),
+                stderr=fh,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                timeout=60,
+            ).returncode
+        assert rc == 0
+        ours = [x for x in err.read_text().splitlines() if "edge_nids." in x]
+        assert ours
+        firsts.append(ours[0])
+    assert firsts[0].startswith("INFO edge_nids."), firsts
+    assert firsts[1][:4].isdigit() and " INFO edge_nids." in firsts[1], firsts
