@@ -68,12 +68,16 @@ def _is_up(sock: socket.socket, iface: str) -> bool:
 
 
 def _set_rcvbuf(sock: socket.socket, size: int) -> int:
-    """Ask for a ``size``-byte receive buffer; return what the kernel reports (``getsockopt``), bytes."""
+    """Ask for a ``size``-byte receive buffer; return the size granted, bytes.
+
+    The kernel stores (and ``getsockopt`` reports) twice the granted size, which covers its
+    per-packet bookkeeping; half of it is the figure to compare with ``size``.
+    """
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
     except PermissionError:  # no CAP_NET_ADMIN (the systemd unit): capped at net.core.rmem_max
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)) // 2
 
 
 class CaptureOpenError(OSError):
@@ -161,9 +165,10 @@ class LiveCapture:
 
     ``kernel_drops``: frames the kernel dropped since open (socket buffer full).
     ``iface``, ``ifindex``: the interface captured on.
-    ``rcvbuf_bytes``: the receive buffer the kernel gave the socket (``getsockopt(SO_RCVBUF)``,
-    which counts its bookkeeping: twice what was set). Without CAP_NET_ADMIN the request is
-    capped at ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE`` gets the size asked for.
+    ``rcvbuf_bytes``: the receive buffer the kernel granted, bytes (``getsockopt(SO_RCVBUF)``
+    halved: the kernel doubles the size it grants for its bookkeeping and reports that). Without
+    CAP_NET_ADMIN the request is capped at ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE``
+    gets the size asked for.
     """
 
     def __init__(

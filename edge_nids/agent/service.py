@@ -435,6 +435,18 @@ class Service:
 
     # -- live -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _log_capture_open(cap: LiveCapture, asked: int) -> None:
+        """Say capture started, with the receive buffer the kernel granted (capture.buffer_mb)."""
+        log.info("capturing on %s (socket receive buffer %d KiB)", cap.iface, cap.rcvbuf_bytes >> 10)
+        if cap.rcvbuf_bytes < asked:
+            log.warning(
+                "capture.buffer_mb asks for %d KiB, the kernel granted %d KiB: net.core.rmem_max caps it "
+                "without CAP_NET_ADMIN (raise that sysctl for a larger buffer)",
+                asked >> 10,
+                cap.rcvbuf_bytes >> 10,
+            )
+
     def _run_live(self, iface: str, bpf: list[tuple[int, int, int, int]] | None) -> None:
         """Capture on ``iface`` until stopped; READY=1 after the first open attempt, whatever it gave.
 
@@ -459,12 +471,7 @@ class Service:
                 if now >= next_retry:
                     try:
                         cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
-                        log.info(
-                            "capturing on %s (socket receive buffer %d KiB, asked for %d KiB)",
-                            iface,
-                            cap.rcvbuf_bytes >> 10,
-                            (c.buffer_mb << 20) >> 10,
-                        )
+                        self._log_capture_open(cap, c.buffer_mb << 20)
                         backoff = c.retry_initial_s
                         self._waiting = None
                         if ready_sent:
