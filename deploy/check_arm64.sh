@@ -67,12 +67,14 @@ mkdir -p "$root/out"
 step "rootfs ready"
 
 # guest SCRIPT: run SCRIPT with /bin/sh -ec in the rootfs, with /proc (a Pi 4's cpuinfo over the
-# host's) and /dev mounted in a private mount namespace that ends with it
+# host's), /sys (LiteRT's CPU detection reads /sys/devices/system/cpu/possible; without it, no
+# XNNPACK and other int8 kernels) and /dev mounted in a private mount namespace that ends with it
 guest() {
     timeout "$TIMEOUT_S" unshare --mount --propagation private --fork /bin/bash -ec '
         r=$1 cpuinfo=$2 script=$3
         mount -t proc proc "$r/proc"
         mount --bind "$cpuinfo" "$r/proc/cpuinfo"
+        mount --rbind /sys "$r/sys"
         mount --rbind /dev "$r/dev"
         exec chroot "$r" /bin/sh -ec ". /etc/edge-nids-check.env; $script"
     ' _ "$root" "$CPUINFO" "$1"
