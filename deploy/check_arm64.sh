@@ -15,7 +15,8 @@
 # LiteRT's CPU detection crashes, so a Raspberry Pi 4's (deploy/cpuinfo-rpi4-cortex-a72.txt) is
 # bind-mounted over it; and QEMU_CPU=max advertises SME, which no Pi has and which changes the
 # int8 results, so the guest runs as a Cortex-A72 (QEMU_CPU, default cortex-a72; ALSO_MAX=1 also
-# runs with max and shows the difference). Bounded by TIMEOUT_S (default 1500 s) per guest step;
+# runs with max and shows the difference). ALSO_TFLITE=1 also installs the fallback runtime
+# ('.[agent-tflite]': tflite-runtime, numpy<2) in a second venv and compares its scores. Bounded by TIMEOUT_S (default 1500 s) per guest step;
 # removes its work directory (KEEP=1 keeps it) and undoes any binfmt setup it did.
 # Needs: mmdebstrap arch-test qemu-user-static binfmt-support git.
 set -euo pipefail
@@ -105,6 +106,17 @@ if [ "${ALSO_MAX:-0}" = 1 ]; then
     QEMU_CPU=max guest "cd /src/edge-nids && $(demo /opt/edge-nids/bin/edge-nids /out/arm64-max) 2>/dev/null"
 fi
 
+if [ "${ALSO_TFLITE:-0}" = 1 ]; then
+    step "arm64, fallback runtime: pip install '.[agent-tflite]' in /opt/edge-nids-tflite, the demo"
+    guest "
+        cd /src/edge-nids
+        python3 -m venv /opt/edge-nids-tflite
+        /opt/edge-nids-tflite/bin/pip install -q '.[agent-tflite]' 2>&1 | grep -v '^WARNING: Location' || true
+        /opt/edge-nids-tflite/bin/pip list 2>/dev/null | grep -iE '^(tflite-runtime|numpy) ' | tr -s ' ' | paste -sd ' '
+        $(demo /opt/edge-nids-tflite/bin/edge-nids /out/arm64-tflite) 2>/out/arm64-tflite.log
+    "
+fi
+
 step "x86-64: the same install in a fresh venv on this host"
 copy_source "$work/src-x86"
 python3 -m venv "$work/x86"
@@ -124,6 +136,12 @@ if [ "${ALSO_MAX:-0}" = 1 ]; then
     step "per-flow scores, x86-64 vs arm64 (QEMU_CPU=max)"
     python3 "$REPO/deploy/compare_scores.py" --names x86-64,arm64-max "$work/x86.flows.json" \
         "$root/out/arm64-max.flows.json" || true
+fi
+if [ "${ALSO_TFLITE:-0}" = 1 ]; then
+    step "per-flow scores, arm64 ai-edge-litert vs arm64 tflite-runtime"
+    python3 "$REPO/deploy/compare_scores.py" --names litert,tflite-runtime "$root/out/arm64.flows.json" \
+        "$root/out/arm64-tflite.flows.json" "$root/out/arm64.alerts.json" "$root/out/arm64-tflite.alerts.json" ||
+        true
 fi
 step "done (failed: $FAILED)"
 exit "$FAILED"

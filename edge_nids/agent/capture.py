@@ -22,7 +22,7 @@ import socket
 import struct
 import subprocess
 
-__all__ = ["CaptureOpenError", "LiveCapture", "compile_bpf"]
+__all__ = ["CaptureOpenError", "LiveCapture", "compile_bpf", "interface_state"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,16 @@ def _is_up(sock: socket.socket, iface: str) -> bool:
     except OSError:
         return False  # gone meanwhile
     return bool(struct.unpack_from("16sH", raw)[1] & IFF_UP)
+
+
+def interface_state(iface: str) -> str:
+    """``"missing"``, ``"down"`` or ``"up"``: cheap enough to ask every tick while waiting for it."""
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        return "missing"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        return "up" if _is_up(sock, iface) else "down"
 
 
 def _set_rcvbuf(sock: socket.socket, size: int) -> int:

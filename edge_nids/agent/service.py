@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_nids.agent.bpf import BpfProgram
-from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf
+from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf, interface_state
 from edge_nids.agent.config import AgentConfig, ConfigError, load_config, with_overrides
 from edge_nids.agent.pipeline import Model, Pipeline
 from edge_nids.agent.sdnotify import Notifier
@@ -452,7 +452,8 @@ class Service:
 
         The model and outputs are loaded by now, so the service is ready even while the interface
         is missing or down: STATUS then says so (and the periodic counters do not overwrite it)
-        until the capture opens, retried with exponential backoff.
+        until the capture opens, retried with exponential backoff, and at once (within a tick)
+        when the interface appears or comes up.
         """
         assert self.pipeline is not None
         c = self.cfg.capture
@@ -463,11 +464,16 @@ class Service:
         next_retry = 0.0
         next_check = 0.0
         drops_base = 0
+        # the interface's state ("missing", "down", "up") when capture last failed: a change is
+        # noticed within a tick and retried at once, not after the backoff
+        failed_state = ""
         pipeline = self.pipeline
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000  # noqa: E731
         while not self.stop_requested:
             now = time.monotonic()
             if cap is None:
+                if now < next_retry and interface_state(iface) != failed_state:
+                    next_retry = now  # it appeared, went or came up: try now, not after the backoff
                 if now >= next_retry:
                     try:
                         cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
@@ -480,6 +486,7 @@ class Service:
                         if exc.errno in (errno.EPERM, errno.EACCES):
                             raise AgentError(str(exc.strerror or exc)) from None  # retrying cannot help
                         self.stats.capture_errors += 1
+                        failed_state = interface_state(iface)
                         log.error("%s; retrying in %.1f s", exc.strerror or exc, backoff)
                         self._waiting = f"waiting for interface {iface}: {exc.strerror or exc}"
                         if ready_sent:
@@ -522,6 +529,7 @@ class Service:
                 drops_base += cap.read_drops()
                 cap.close()
                 cap = None
+                failed_state = interface_state(iface)
                 self._waiting = f"waiting for interface {iface}: {lost}"
                 self.notifier.status(self._waiting)
                 next_retry = time.monotonic() + backoff

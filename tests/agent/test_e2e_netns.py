@@ -218,11 +218,13 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
 
 
 def _start_waiting_agent(
-    name: str, tmp_path: Path, bundle: Path, *extra: str
+    name: str, tmp_path: Path, bundle: Path, *extra: str, retry_s: float = 0.2
 ) -> tuple[subprocess.Popen, NotifySocket]:
     """The agent on an interface that does not exist yet; returns once READY=1 says it waits for it."""
     cfg = tmp_path / "agent.yaml"
-    cfg.write_text("capture:\n  retry_initial_s: 0.2\n  retry_max_s: 0.4\nstats:\n  interval_s: 0\n")
+    cfg.write_text(
+        f"capture:\n  retry_initial_s: {retry_s}\n  retry_max_s: {2 * retry_s}\nstats:\n  interval_s: 0\n"
+    )
     notify = NotifySocket(tmp_path / "notify.sock")
     agent = subprocess.Popen(
         agent_cmd(
@@ -275,7 +277,8 @@ def test_capture_starts_when_a_down_interface_comes_up(tmp_path: Path, agent_bun
     name = f"end{os.getpid() % 100000}"
     flows = tmp_path / "flows.json"
     net = f"198.18.{os.getpid() % 250}"  # benchmarking range (RFC 2544): not this host's own network
-    agent, notify = _start_waiting_agent(name, tmp_path, agent_bundle, "--flows", str(flows))
+    # a 30 s retry backoff: the agent must notice the interface itself, not wait for the next retry
+    agent, notify = _start_waiting_agent(name, tmp_path, agent_bundle, "--flows", str(flows), retry_s=30)
     try:
         _ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")  # created down
         notify.messages.clear()
@@ -287,7 +290,9 @@ def test_capture_starts_when_a_down_interface_comes_up(tmp_path: Path, agent_bun
         _ip("link", "set", name, "up")
         # a static neighbour: the datagrams go out as IP frames at once, no ARP round trip
         _ip("neigh", "replace", f"{net}.2", "lladdr", "02:00:00:00:00:02", "dev", name)
+        t_up = time.monotonic()
         notify.wait_for(f"STATUS=capturing on {name}", timeout=10, proc=agent)
+        assert time.monotonic() - t_up < 3  # within a tick or two, well before the 30 s retry
         import socket
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
