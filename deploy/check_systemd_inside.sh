@@ -157,6 +157,7 @@ line=$(journalctl -u edge-nids --no-pager -o cat | grep -m1 'edge_nids\.')
 journalctl -u edge-nids --no-pager -o cat | grep -q "XNNPACK delegate" && ok "LiteRT: XNNPACK delegate" ||
     fail "no XNNPACK delegate"
 journalctl -u edge-nids --no-pager -o cat | grep -m1 "capturing on en0" | sed 's/^/   | /'
+journalctl -u edge-nids --no-pager -o cat | grep -m1 "capture.buffer_mb asks" | sed 's/^/   | /'
 
 step "systemd-analyze security edge-nids"
 systemd-analyze security edge-nids --no-pager | tail -1 | sed 's/^/   | /'
