@@ -22,7 +22,7 @@ import socket
 import struct
 import subprocess
 
-__all__ = ["CaptureOpenError", "LiveCapture", "compile_bpf"]
+__all__ = ["CaptureOpenError", "LiveCapture", "compile_bpf", "interface_state"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33  # like SO_RCVBUF, past net.core.rmem_max; needs CAP_NET_ADMIN
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
 SO_TIMESTAMPNS = 35  # SO_TIMESTAMPNS_OLD; also SCM_TIMESTAMPNS
 SIOCGSTAMPNS = 0x8907
 
@@ -51,6 +54,40 @@ def _is_loopback(iface: str) -> bool:
             return int(f.read().strip()) == ARPHRD_LOOPBACK
     except (OSError, ValueError):
         return False
+
+
+def _is_up(sock: socket.socket, iface: str) -> bool:
+    """True if ``iface`` is administratively up (IFF_UP), asked through ``sock``'s network namespace."""
+    import fcntl
+
+    try:
+        raw = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack("16s16x", iface.encode()[:15]))
+    except OSError:
+        return False  # gone meanwhile
+    return bool(struct.unpack_from("16sH", raw)[1] & IFF_UP)
+
+
+def interface_state(iface: str) -> str:
+    """``"missing"``, ``"down"`` or ``"up"``: cheap enough to ask every tick while waiting for it."""
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        return "missing"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        return "up" if _is_up(sock, iface) else "down"
+
+
+def _set_rcvbuf(sock: socket.socket, size: int) -> int:
+    """Ask for a ``size``-byte receive buffer; return the size granted, bytes.
+
+    The kernel stores (and ``getsockopt`` reports) twice the granted size, which covers its
+    per-packet bookkeeping; half of it is the figure to compare with ``size``.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:  # no CAP_NET_ADMIN (the systemd unit): capped at net.core.rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)) // 2
 
 
 class CaptureOpenError(OSError):
@@ -138,6 +175,10 @@ class LiveCapture:
 
     ``kernel_drops``: frames the kernel dropped since open (socket buffer full).
     ``iface``, ``ifindex``: the interface captured on.
+    ``rcvbuf_bytes``: the receive buffer the kernel granted, bytes (``getsockopt(SO_RCVBUF)``
+    halved: the kernel doubles the size it grants for its bookkeeping and reports that). Without
+    CAP_NET_ADMIN the request is capped at ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE``
+    gets the size asked for.
     """
 
     def __init__(
@@ -160,7 +201,9 @@ class LiveCapture:
         except PermissionError:
             raise CaptureOpenError(errno.EPERM, f"capturing on {iface} needs root or CAP_NET_RAW") from None
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+            if not _is_up(sock, iface):
+                raise CaptureOpenError(errno.ENETDOWN, f"interface {iface} is down")
+            self.rcvbuf_bytes = _set_rcvbuf(sock, buffer_bytes)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if bpf:
                 self._attach(sock, bpf)
@@ -175,6 +218,9 @@ class LiveCapture:
                 mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             sock.setblocking(False)
+        except CaptureOpenError:
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             raise CaptureOpenError(
@@ -255,6 +301,14 @@ class LiveCapture:
             return socket.if_nametoindex(self.iface) == self.ifindex
         except OSError:
             return False
+
+    def gone(self) -> str | None:
+        """Why capture on this interface cannot go on (gone, re-created or down); None while it can."""
+        if not self.still_there():
+            return f"interface {self.iface} went away"
+        if not _is_up(self._sock, self.iface):
+            return f"interface {self.iface} is down"
+        return None
 
     def close(self) -> None:
         self._sock.close()

@@ -51,9 +51,17 @@ def load_interpreter_class() -> Any:
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-        except ImportError:
+        except ModuleNotFoundError:
             raise RuntimeMissingError(
-                "no TFLite runtime: install ai-edge-litert (pip install 'edge-nids[agent]') or tflite-runtime"
+                "no TFLite runtime: install ai-edge-litert (pip install 'edge-nids[agent]'), or "
+                "tflite-runtime where it has no wheel (pip install 'edge-nids[agent-tflite]')"
+            ) from None
+        except (ImportError, AttributeError) as exc:  # built against numpy 1.x, numpy 2 installed
+            import numpy
+
+            raise RuntimeMissingError(
+                f"tflite-runtime does not import with numpy {numpy.__version__} ({exc}); it needs "
+                "numpy<2: pip install 'edge-nids[agent-tflite]'"
             ) from None
     return Interpreter
 

@@ -1,4 +1,4 @@
-"""``edge-nids run`` and ``edge-nids install-service``: argument parsing only; the work is imported lazily."""
+"""``edge-nids run``, ``check-config``, ``install-service``: argument parsing; the work is imported lazily."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["install_service_command", "register", "run_command"]
+__all__ = ["check_config_command", "install_service_command", "register", "run_command"]
 
 
 def register(sub: Any) -> None:
@@ -48,10 +48,29 @@ def register(sub: Any) -> None:
     p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     p.set_defaults(func=run_command)
 
+    c = sub.add_parser(
+        "check-config",
+        help="validate a config and load its model, as a reload would (exit 0: it would be accepted)",
+        description=(
+            "Validate the config file and load the model it names, without starting the agent; "
+            "exit 2 for a config error, 1 for a model, filter or output problem. The systemd unit's "
+            "ExecReload runs it before signalling the agent, so a refused reload fails visibly."
+        ),
+    )
+    c.add_argument("--config", metavar="YAML", help="config file (default: the built-in defaults)")
+    c.set_defaults(func=check_config_command)
+
     q = sub.add_parser(
         "install-service",
-        help="install the systemd unit and an example config",
-        description="Install systemd/edge-nids.service and /etc/edge-nids/config.yaml (kept if present).",
+        help="install the systemd unit, an example config and a logrotate rule",
+        description=(
+            "Install systemd/edge-nids.service (ExecStart: this edge-nids), /etc/edge-nids/config.yaml "
+            "(kept if present; capture.iface: --iface, else the default route's interface) and "
+            "/etc/logrotate.d/edge-nids."
+        ),
+    )
+    q.add_argument(
+        "--iface", metavar="IF", help="capture interface for the config (default: the default route's)"
     )
     q.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     q.add_argument("--prefix", default="/", metavar="DIR", help="install below this root (default: /)")
@@ -122,10 +141,33 @@ def install_service_command(args: argparse.Namespace) -> int:
 
     try:
         for line in install_service(
-            prefix=args.prefix, dry_run=args.dry_run, executable=args.executable, reload=not args.no_reload
+            prefix=args.prefix,
+            dry_run=args.dry_run,
+            executable=args.executable,
+            reload=not args.no_reload,
+            iface=args.iface,
         ):
             print(line)
     except InstallError as exc:
         print(f"edge-nids install-service: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def check_config_command(args: argparse.Namespace) -> int:
+    """``edge-nids check-config``."""
+    from edge_nids.agent.check import check_config
+    from edge_nids.agent.config import ConfigError
+    from edge_nids.agent.service import AgentError
+
+    try:
+        lines = check_config(args.config)
+    except ConfigError as exc:
+        print(f"edge-nids check-config: {exc}", file=sys.stderr)
+        return 2
+    except AgentError as exc:
+        print(f"edge-nids check-config: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0

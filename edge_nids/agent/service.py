@@ -9,8 +9,10 @@ wakes from ``select`` at once and handles them between packets:
   refused with a logged error and the running one is kept. File outputs are
   reopened (log rotation).
 
-A missing or downed interface is logged and retried with exponential backoff
-while the process keeps running.
+READY=1 goes to systemd once the model and the outputs are loaded, not once
+the capture opens: a missing or down interface is logged and retried with
+exponential backoff while the process keeps running, and STATUS= names it
+until the capture opens (the service starts on a box without that interface).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_nids.agent.bpf import BpfProgram
-from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf
+from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf, interface_state
 from edge_nids.agent.config import AgentConfig, ConfigError, load_config, with_overrides
 from edge_nids.agent.pipeline import Model, Pipeline
 from edge_nids.agent.sdnotify import Notifier
@@ -192,6 +194,8 @@ class Service:
         self._next_stats = 0.0
         self._next_status = 0.0
         self._closed_sink_errors = 0
+        #: why live capture is not running (missing or down interface), for STATUS=; None while it runs
+        self._waiting: str | None = None
 
     # -- signals ------------------------------------------------------------------------
 
@@ -227,9 +231,14 @@ class Service:
     # -- reload -------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """SIGHUP: reload config and model; keep the running ones if either is broken."""
+        """SIGHUP: reload config and model; keep the running ones if either is broken.
+
+        The file outputs are reopened either way (logrotate's SIGHUP must not leave the agent
+        writing to a rotated file because the config on disk is broken).
+        """
         assert self.pipeline is not None
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        reopened = False
         try:
             try:
                 new = load_config(self.config_path)
@@ -267,12 +276,17 @@ class Service:
                 for s in (self._alerts, self._flows):
                     if s is not None:
                         s.reopen()
+            reopened = True
             self.cfg = new
             self.pipeline.update(new, model)
             log.info("reloaded: model %s %s (threshold %.4f)", model.name, model.version, model.threshold)
             return True
         finally:
-            self.notifier.notify("READY=1", f"STATUS={self.stats.status_line()}")
+            if not reopened:
+                for s in (self._alerts, self._flows):
+                    if s is not None:
+                        s.reopen()
+            self.notifier.notify("READY=1", f"STATUS={self._status_text()}")
 
     # -- main ---------------------------------------------------------------------------
 
@@ -353,11 +367,15 @@ class Service:
         self._next_stats = now + iv if iv > 0 else float("inf")
         self._next_status = now + 2.0
 
+    def _status_text(self) -> str:
+        """STATUS= text: what the capture waits for while it waits, else the counters."""
+        return self._waiting or self.stats.status_line()
+
     def _periodic(self) -> None:
         now = time.monotonic()
         if now >= self._next_status:
             self._next_status = now + 2.0
-            self.notifier.status(self.stats.status_line())
+            self.notifier.status(self._status_text())
         if now >= self._next_stats:
             self._next_stats = now + self.cfg.stats.interval_s
             self._emit_stats(final=False)
@@ -417,7 +435,26 @@ class Service:
 
     # -- live -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _log_capture_open(cap: LiveCapture, asked: int) -> None:
+        """Say capture started, with the receive buffer the kernel granted (capture.buffer_mb)."""
+        log.info("capturing on %s (socket receive buffer %d KiB)", cap.iface, cap.rcvbuf_bytes >> 10)
+        if cap.rcvbuf_bytes < asked:
+            log.warning(
+                "capture.buffer_mb asks for %d KiB, the kernel granted %d KiB: net.core.rmem_max caps it "
+                "without CAP_NET_ADMIN (raise that sysctl for a larger buffer)",
+                asked >> 10,
+                cap.rcvbuf_bytes >> 10,
+            )
+
     def _run_live(self, iface: str, bpf: list[tuple[int, int, int, int]] | None) -> None:
+        """Capture on ``iface`` until stopped; READY=1 after the first open attempt, whatever it gave.
+
+        The model and outputs are loaded by now, so the service is ready even while the interface
+        is missing or down: STATUS then says so (and the periodic counters do not overwrite it)
+        until the capture opens, retried with exponential backoff, and at once (within a tick)
+        when the interface appears or comes up.
+        """
         assert self.pipeline is not None
         c = self.cfg.capture
         tick_s = c.tick_ms / 1000.0
@@ -427,29 +464,38 @@ class Service:
         next_retry = 0.0
         next_check = 0.0
         drops_base = 0
+        # the interface's state ("missing", "down", "up") when capture last failed: a change is
+        # noticed within a tick and retried at once, not after the backoff
+        failed_state = ""
         pipeline = self.pipeline
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000  # noqa: E731
         while not self.stop_requested:
             now = time.monotonic()
             if cap is None:
+                if now < next_retry and interface_state(iface) != failed_state:
+                    next_retry = now  # it appeared, went or came up: try now, not after the backoff
                 if now >= next_retry:
                     try:
                         cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
-                        log.info("capturing on %s", iface)
+                        self._log_capture_open(cap, c.buffer_mb << 20)
                         backoff = c.retry_initial_s
-                        if not ready_sent:
-                            self.notifier.ready(f"capturing on {iface}")
-                            ready_sent = True
-                        else:
-                            self.notifier.status(f"capturing on {iface} again")
+                        self._waiting = None
+                        if ready_sent:
+                            self.notifier.status(f"capturing on {iface}")
                     except CaptureOpenError as exc:
                         if exc.errno in (errno.EPERM, errno.EACCES):
                             raise AgentError(str(exc.strerror or exc)) from None  # retrying cannot help
                         self.stats.capture_errors += 1
+                        failed_state = interface_state(iface)
                         log.error("%s; retrying in %.1f s", exc.strerror or exc, backoff)
-                        self.notifier.status(f"waiting for {iface}: {exc.strerror or exc}")
+                        self._waiting = f"waiting for interface {iface}: {exc.strerror or exc}"
+                        if ready_sent:
+                            self.notifier.status(self._waiting)
                         next_retry = now + backoff
                         backoff = min(backoff * 2, c.retry_max_s)
+                    if not ready_sent:
+                        self.notifier.ready(self._waiting or f"capturing on {iface}")
+                        ready_sent = True
                 if cap is None:
                     r, _, _ = select.select([self._wake_r], [], [], max(0.0, min(tick_s, next_retry - now)))
                     if r:
@@ -460,21 +506,22 @@ class Service:
             r, _, _ = select.select([cap.fileno(), self._wake_r], [], [], tick_s)
             if self._wake_r in r:
                 self._drain_signals()
-            lost = False
+            lost: str | None = None  # why the capture stopped, if it did
             if cap.fileno() in r:
                 try:
                     for rec in cap.read(512):
                         pipeline.packet(rec)
                 except CaptureOpenError as exc:
-                    log.error("%s; reopening", exc.strerror or exc)
-                    lost = True
+                    lost = str(exc.strerror or exc)
+                    log.error("%s; reopening", lost)
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 1.0
                 self.stats.kernel_drops = drops_base + cap.read_drops()
-                if not lost and not cap.still_there():
-                    log.error("interface %s went away; reopening", iface)
-                    lost = True
+                gone = None if lost else cap.gone()
+                if gone:
+                    lost = gone
+                    log.error("%s; reopening", lost)
             pipeline.tick(max(wall_us(), pipeline.now_us))
             self._periodic()
             if lost:
@@ -482,6 +529,9 @@ class Service:
                 drops_base += cap.read_drops()
                 cap.close()
                 cap = None
+                failed_state = interface_state(iface)
+                self._waiting = f"waiting for interface {iface}: {lost}"
+                self.notifier.status(self._waiting)
                 next_retry = time.monotonic() + backoff
                 backoff = min(backoff * 2, c.retry_max_s)
         if cap is not None:

@@ -44,3 +44,20 @@ class NotifySocket:
             if any(x.startswith(prefix) for x in m.splitlines()):
                 return m
         raise AssertionError(f"no {prefix} from the agent within {timeout} s; got {self.messages}")
+
+    def collect(self, seconds: float) -> list[str]:
+        """Every message that arrives within ``seconds``, also kept in ``messages``."""
+        got: list[str] = []
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.sock.settimeout(min(left, 0.2))
+            try:
+                m = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(m)
+            got.append(m)
+        return got
+
+    def close(self) -> None:
+        self.sock.close()

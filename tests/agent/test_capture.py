@@ -122,3 +122,31 @@ def test_run_without_cap_net_raw_fails_fast_with_a_clear_message(agent_bundle) -
     )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == "edge-nids run: capturing on lo needs root or CAP_NET_RAW"
+
+
+@pytest.mark.root
+@needs_root
+def test_receive_buffer_is_capped_by_rmem_max_without_cap_net_admin() -> None:
+    """What capture.buffer_mb really gets: the request with CAP_NET_ADMIN, net.core.rmem_max without."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    asked = 2 * rmem_max
+    snippet = (
+        "from edge_nids.agent.capture import LiveCapture\n"
+        f"c = LiveCapture('lo', buffer_bytes={asked})\nprint(c.rcvbuf_bytes)\nc.close()\n"
+    )
+    got = {}
+    for name, prefix in (("root", []), ("no CAP_NET_ADMIN", [setpriv, "--bounding-set=-net_admin"])):
+        out = subprocess.run(
+            [*prefix, sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        got[name] = int(out.stdout)
+    assert got == {"root": asked, "no CAP_NET_ADMIN": rmem_max}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,11 @@ def test_example_config_loads_and_documents_every_key(repo_root: Path) -> None:
 
 
 def test_packaged_example_is_the_systemd_one(repo_root: Path) -> None:
-    from edge_nids.agent.install import CONFIG_EXAMPLE, UNIT_FILE
+    from edge_nids.agent.install import CONFIG_EXAMPLE, LOGROTATE_FILE, UNIT_FILE
 
     assert (repo_root / "systemd/config.example.yaml").read_bytes() == CONFIG_EXAMPLE.read_bytes()
     assert (repo_root / "systemd/edge-nids.service").read_bytes() == UNIT_FILE.read_bytes()
+    assert (repo_root / "systemd/edge-nids.logrotate").read_bytes() == LOGROTATE_FILE.read_bytes()
 
 
 def test_defaults_without_file() -> None:
@@ -137,3 +139,57 @@ def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
         out.stderr.strip()
         == "edge-nids run: config error: flows.max_flows: must be a positive integer, got -3"
     )
+
+
+def _check_config(path: Path):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "edge_nids.cli", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_check_config_accepts_a_good_config(tmp_path: Path, agent_bundle: Path) -> None:
+    alerts = tmp_path / "logs" / "alerts.json"
+    f = tmp_path / "good.yaml"
+    f.write_text(
+        f"capture:\n  iface: nosuch0\n  bpf: tcp port 80\nmodel:\n  path: {agent_bundle}\n"
+        f"outputs:\n  alerts: {alerts}\n"
+    )
+    out = _check_config(f)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"config {f}: OK"
+    assert "capture: live on nosuch0, filter 'tcp port 80'" in lines
+    assert any(x.startswith("note: no interface nosuch0 here now") for x in lines)
+    assert any(x.startswith("model: ") and "profile " in x for x in lines)
+    assert f"alerts: {alerts}" in lines
+    assert not alerts.parent.exists()  # a check writes nothing
+
+
+@pytest.mark.parametrize(
+    ("body", "rc", "message"),
+    [
+        ("flows:\n  max_flows: -3\n", 2, "config error: flows.max_flows: must be a positive integer, got -3"),
+        ("capture:\n  ifcae: eth0\n", 2, "config error: capture.ifcae: unknown key"),
+        ("capture:\n  iface: lo\nmodel:\n  path: {missing}\n", 1, "model bundle {missing}"),
+        ("capture:\n  iface: lo\n  bpf: 'tcp port'\n", 1, "bad BPF filter 'tcp port'"),
+        ("capture:\n  iface: lo\noutputs:\n  alerts: {tmp}\n", 1, "outputs.alerts: {tmp} is a directory"),
+        ("capture:\n  iface: null\n", 1, "nothing to capture"),
+    ],
+)
+def test_check_config_refuses_with_one_line(tmp_path: Path, body: str, rc: int, message: str) -> None:
+    missing = tmp_path / "no-bundle"
+    if "bpf" in body and shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump compiles the filter (apt-get install -y tcpdump)")
+    f = tmp_path / "bad.yaml"
+    f.write_text(body.format(missing=missing, tmp=tmp_path))
+    out = _check_config(f)
+    assert out.returncode == rc, out.stderr
+    assert out.stdout == ""
+    err = [x for x in out.stderr.splitlines() if x.startswith("edge-nids check-config: ")]
+    assert len(err) == 1 and message.format(missing=missing, tmp=tmp_path) in err[0], out.stderr
+    assert "Traceback" not in out.stderr

@@ -217,32 +217,47 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
     assert stats[-1]["stats"]["kernel_drops"] == 0
 
 
-def test_missing_interface_is_retried_until_it_appears(tmp_path: Path, agent_bundle: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to create and delete an interface")
-    name = f"enr{os.getpid() % 100000}"
+def _start_waiting_agent(
+    name: str, tmp_path: Path, bundle: Path, *extra: str, retry_s: float = 0.2
+) -> tuple[subprocess.Popen, NotifySocket]:
+    """The agent on an interface that does not exist yet; returns once READY=1 says it waits for it."""
     cfg = tmp_path / "agent.yaml"
-    cfg.write_text("capture:\n  retry_initial_s: 0.2\n  retry_max_s: 0.4\nstats:\n  interval_s: 0\n")
+    cfg.write_text(
+        f"capture:\n  retry_initial_s: {retry_s}\n  retry_max_s: {2 * retry_s}\nstats:\n  interval_s: 0\n"
+    )
     notify = NotifySocket(tmp_path / "notify.sock")
     agent = subprocess.Popen(
         agent_cmd(
-            "run", "--iface", name, "--model", str(agent_bundle), "--config", str(cfg), "--alerts", "-"
+            "run", "--iface", name, "--model", str(bundle), "--config", str(cfg), "--alerts", "-", *extra
         ),
         env=dict(os.environ, NOTIFY_SOCKET=notify.path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    ready = notify.wait_for("READY=1", timeout=10, proc=agent)  # ready before the interface exists
+    assert f"STATUS=waiting for interface {name}: no such network interface: {name}" in ready
+    return agent, notify
+
+
+def _needs_ip() -> None:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 to create and delete an interface")
+
+
+def test_missing_interface_is_retried_until_it_appears(tmp_path: Path, agent_bundle: Path) -> None:
+    _needs_ip()
+    name = f"enr{os.getpid() % 100000}"
+    agent, notify = _start_waiting_agent(name, tmp_path, agent_bundle)
     try:
-        assert f"waiting for {name}" in notify.wait_for("STATUS=waiting for", proc=agent)
         time.sleep(0.5)
         assert agent.poll() is None  # still running, retrying
         _ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")
         _ip("link", "set", name, "up")
-        notify.wait_for("READY=1", timeout=10, proc=agent)
+        notify.wait_for(f"STATUS=capturing on {name}", timeout=10, proc=agent)
         _ip("link", "del", name)  # the interface goes away under the running agent
         notify.messages.clear()
-        notify.wait_for("STATUS=waiting for", timeout=10, proc=agent)
+        notify.wait_for(f"STATUS=waiting for interface {name}", timeout=10, proc=agent)
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=20)
     finally:
@@ -250,7 +265,52 @@ def test_missing_interface_is_retried_until_it_appears(tmp_path: Path, agent_bun
         if agent.poll() is None:
             agent.kill()
             agent.communicate()
-        notify.sock.close()
+        notify.close()
     assert agent.returncode == 0, err
     assert f"no such network interface: {name}; retrying" in err
     assert f"capturing on {name}" in err
+
+
+def test_capture_starts_when_a_down_interface_comes_up(tmp_path: Path, agent_bundle: Path) -> None:
+    """Missing, then present but down (STATUS says so), then up: the agent captures its traffic."""
+    _needs_ip()
+    name = f"end{os.getpid() % 100000}"
+    flows = tmp_path / "flows.json"
+    net = f"198.18.{os.getpid() % 250}"  # benchmarking range (RFC 2544): not this host's own network
+    # a 30 s retry backoff: the agent must notice the interface itself, not wait for the next retry
+    agent, notify = _start_waiting_agent(name, tmp_path, agent_bundle, "--flows", str(flows), retry_s=30)
+    try:
+        _ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")  # created down
+        notify.messages.clear()
+        notify.wait_for(
+            f"STATUS=waiting for interface {name}: interface {name} is down", timeout=10, proc=agent
+        )
+        _ip("addr", "add", f"{net}.1/24", "dev", name)
+        _ip("link", "set", f"{name}p", "up")
+        _ip("link", "set", name, "up")
+        # a static neighbour: the datagrams go out as IP frames at once, no ARP round trip
+        _ip("neigh", "replace", f"{net}.2", "lladdr", "02:00:00:00:00:02", "dev", name)
+        t_up = time.monotonic()
+        notify.wait_for(f"STATUS=capturing on {name}", timeout=10, proc=agent)
+        assert time.monotonic() - t_up < 3  # within a tick or two, well before the 30 s retry
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(5):
+                s.sendto(b"x" * 32, (f"{net}.2", 9))  # leaves through the new interface
+                time.sleep(0.02)
+        time.sleep(0.5)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=20)
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+        notify.close()
+    assert agent.returncode == 0, err
+    assert f"interface {name} is down; retrying" in err
+    events = [json.loads(x) for x in flows.read_text().splitlines()]
+    udp = [e for e in events if e.get("dest_ip") == f"{net}.2" and e.get("dest_port") == 9]
+    assert len(udp) == 1 and udp[0]["flow"]["pkts_toserver"] == 5, events
+    assert udp[0]["in_iface"] == name
