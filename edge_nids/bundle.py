@@ -36,7 +36,7 @@ BUNDLE_FORMAT = 1
 BUNDLE_JSON = "bundle.json"
 MODEL_FILE = "model.tflite"
 #: Name of the shipped default bundle inside ``edge_nids/models`` (the repo's ``models/``).
-DEFAULT_BUNDLE = "cnn-lstm-edge-lab-int8"
+DEFAULT_BUNDLE = "cnn-lstm-ctx-int8"
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": int,

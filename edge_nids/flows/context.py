@@ -102,10 +102,15 @@ class _History:
         self.last_us = 0
 
     def rate(self, t_us: int) -> int:
-        """Flows before ``t_us``, each weighted exp(-age / 10 s); then count this one."""
-        c = self.count * math.exp((self.last_us - t_us) / RATE_TAU_US) if self.count else 0.0
+        """Flows before ``t_us``, each weighted exp(-age / 10 s); then count this one. A packet
+        older than the last one (merged or reordered captures) decays nothing."""
+        age = t_us - self.last_us
+        if age > 0:
+            c = self.count * math.exp(-age / RATE_TAU_US) if self.count else 0.0
+            self.last_us = t_us
+        else:
+            c = self.count
         self.count = c + 1.0
-        self.last_us = t_us
         return round(c)
 
 

@@ -158,6 +158,16 @@ def test_same_service_repeats_count_over_two_minutes_and_compare_sizes() -> None
     assert t2[4]["Src Same Service Span"] == 120_000
 
 
+def test_decayed_rate_survives_time_going_backwards() -> None:
+    # merged captures: a flow whose first packet is older than the last one seen
+    t = FlowTable(FlowConfig(profile="corrected"))
+    t.add(pkt(10 * 86_400 * S, A, B, 40000, 80, flags=SYN))
+    t.add(pkt(0, A, B, 40001, 80, flags=SYN))  # ten days earlier
+    t.add(pkt(1000, A, B, 40002, 80, flags=SYN))
+    rates = [ctx(f)["Src Flow Rate"] for f in sorted(t.flush(), key=lambda f: f.sport)]
+    assert rates == [0, 1, 2]  # nothing decays backwards in time; no overflow
+
+
 def test_context_memory_is_bounded_under_spoofed_sources() -> None:
     tracker = ContextTracker()
     for i in range(3 * CONTEXT_MAX_KEYS):
