@@ -26,7 +26,7 @@ import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig
-from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
+from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.decode import Decoder
@@ -94,7 +94,8 @@ class Pipeline:
         self._pending_since_us = 0
         # id(flow) -> (flow, packets at last check, next due µs, current wait µs)
         self._seen: dict[int, tuple[Any, int, int, int]] = {}
-        self._alerted: set[int] = set()
+        # id(flow) -> its EVE identity, for open flows that raised their alert already
+        self._alerted: dict[int, FlowIdent | None] = {}
         self.now_us = 0
         self._next_tick_us = 0
         self._next_sweep_us = 0
@@ -111,6 +112,8 @@ class Pipeline:
 
     def update(self, cfg: AgentConfig, model: Model) -> None:
         """Take a reloaded config and model (same flow profile) without losing open flows."""
+        if cfg.alerts.community_id_seed != self.cfg.alerts.community_id_seed:
+            self._alerted = dict.fromkeys(self._alerted)  # the community IDs change with the seed
         self.cfg = cfg
         self.model = model
         self.batch_size = self._batch_size(cfg, model)
@@ -254,28 +257,38 @@ class Pipeline:
             classes = [None] * len(items)
         self.stats.add_latency((time.perf_counter_ns() - t0) / 1000.0, len(items))
         thr = model.threshold
+        stats = self.stats
+        alerted = self._alerted
+        flows_out = self.flows_out
+        seed = self.cfg.alerts.community_id_seed
         for (f, final), score, cls in zip(items, scores, classes, strict=True):
             key = id(f)
             s = float(score)
             attack = s >= thr
+            # the identity fields (flow_id, community_id, addresses) are computed once per flow
+            ident = alerted.get(key)
             if final:
-                self.stats.flows += 1
+                stats.flows += 1
                 self._seen.pop(key, None)
-                if self.flows_out is not None:
-                    self.flows_out.emit(self._flow_event(f, s, attack, cls))
+                if flows_out is not None:
+                    ident = ident or flow_ident(f, seed)
+                    flows_out.emit(self._flow_event(f, s, attack, cls, ident))
             else:
-                self.stats.flows_active_classified += 1
-            if attack and key not in self._alerted:
-                self.stats.alerts += 1
-                self.aggregator.add(self._alert(f, s, final, cls), f.last_us)
+                stats.flows_active_classified += 1
+            if attack and key not in alerted:
+                stats.alerts += 1
+                ident = ident or flow_ident(f, seed)
+                self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
                 if not final:
-                    self._alerted.add(key)
+                    alerted[key] = ident
             if final:
-                self._alerted.discard(key)
+                alerted.pop(key, None)
 
-    def _alert(self, f: Any, score: float, final: bool, cls: str | None = None) -> dict[str, Any]:
+    def _alert(
+        self, f: Any, score: float, final: bool, cls: str | None = None, ident: FlowIdent | None = None
+    ) -> dict[str, Any]:
         a = self.cfg.alerts
-        rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed)
+        rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,
@@ -293,8 +306,11 @@ class Pipeline:
         rec["flow"] = flow_section(f, None if final else "open")
         return rec
 
-    def _flow_event(self, f: Any, score: float, attack: bool, cls: str | None = None) -> dict[str, Any]:
-        rec = flow_common(f, "flow", f.last_us, self.iface, self.host, self.cfg.alerts.community_id_seed)
+    def _flow_event(
+        self, f: Any, score: float, attack: bool, cls: str | None = None, ident: FlowIdent | None = None
+    ) -> dict[str, Any]:
+        seed = self.cfg.alerts.community_id_seed
+        rec = flow_common(f, "flow", f.last_us, self.iface, self.host, seed, ident)
         rec["flow"] = flow_section(f)
         rec["verdict"] = cls if cls is not None else ("attack" if attack else "benign")
         rec["score"] = round(score, 6)
