@@ -155,6 +155,7 @@ class Pipeline:
         if self._pending and now - self._pending_since_us >= wait_us:
             self._classify()
         self.aggregator.tick(now)
+        self._flush_outputs()
         self._next_tick_us = now + min(wait_us, 100_000)
         if self._pending:
             self._next_tick_us = min(self._next_tick_us, self._pending_since_us + wait_us)
@@ -168,12 +169,20 @@ class Pipeline:
         if self._pending:
             self._classify()
         self.aggregator.flush()
+        self._flush_outputs()
         self._sync_counters()
 
     def finish_aggregation(self) -> None:
         """Write out merged alerts now (before the outputs change on reload)."""
         self.aggregator.flush()
+        self._flush_outputs()
         self._sync_counters()
+
+    def _flush_outputs(self) -> None:
+        """Hand the lines the sinks hold to their outputs (after a batch, at each tick)."""
+        for sink in (self.alerts, self.flows_out):
+            if sink is not None:
+                sink.flush()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -283,6 +292,7 @@ class Pipeline:
                     alerted[key] = ident
             if final:
                 alerted.pop(key, None)
+        self._flush_outputs()
 
     def _alert(
         self, f: Any, score: float, final: bool, cls: str | None = None, ident: FlowIdent | None = None

@@ -27,6 +27,9 @@ class _Recorder:
     def emit(self, record: dict[str, Any]) -> None:
         self.records.append(record)
 
+    def flush(self) -> None:
+        pass
+
     def reopen(self) -> None:
         pass
 
