@@ -3,9 +3,10 @@
 The first alert of a group is emitted at once with ``count: 1``. Alerts for the
 same group within the window are counted; when the window ends (capture time)
 one summary line is emitted with ``count`` = alerts merged into it, plus an
-``aggregate`` object (first/last alert time, window). Nothing is lost: the sum
-of ``count`` over every emitted line equals the alerts received, once
-:meth:`Aggregator.flush` has run.
+``aggregate`` object (first/last alert time, window). Both go in
+``alert.context`` (Suricata's schema closes the top level and ``alert``). Nothing
+is lost: the sum of ``count`` over every emitted line equals the alerts received,
+once :meth:`Aggregator.flush` has run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ class _Group:
     last_us: int
     last: dict[str, Any]
     seq: int = 0  # creation order (the order of the groups dict)
+
+
+def _counted(alert: dict[str, Any], n: int) -> dict[str, Any]:
+    """Set ``alert.context.count`` to ``n`` (in place: each alert record is fresh)."""
+    a = alert["alert"]
+    ctx = a.get("context")
+    if ctx is None:
+        ctx = a["context"] = {}
+    ctx["count"] = n
+    return alert
 
 
 class Aggregator:
@@ -60,14 +71,14 @@ class Aggregator:
         """One alert at capture time ``ts_us`` (µs)."""
         self.received += 1
         if self.window_us <= 0:
-            self._out(dict(alert, count=1))
+            self._out(_counted(alert, 1))
             return
         if self._due and ts_us - self._due[0][0] >= self.window_us:
             self.tick(ts_us)
         key = (str(alert.get("src_ip")), str(alert.get("dest_ip")), int(alert["alert"]["signature_id"]))
         g = self._groups.get(key)
         if g is None:
-            self._out(dict(alert, count=1))
+            self._out(_counted(alert, 1))
             self._seq += 1
             g = _Group(ts_us, 0, ts_us, ts_us, alert, self._seq)
             self._groups[key] = g
@@ -121,9 +132,11 @@ class Aggregator:
     def _summary(self, g: _Group) -> None:
         if not g.count:
             return
-        rec = dict(g.last)  # g.last is not emitted otherwise; its nested parts are not changed
-        rec["count"] = g.count
-        rec["aggregate"] = {
+        rec = dict(g.last)
+        rec["alert"] = dict(rec["alert"])
+        rec["alert"]["context"] = dict(rec["alert"].get("context") or {})
+        ctx = _counted(rec, g.count)["alert"]["context"]
+        ctx["aggregate"] = {
             "first": eve_timestamp(g.first_us),
             "last": eve_timestamp(g.last_us),
             "window_s": self.window_us / 1_000_000,

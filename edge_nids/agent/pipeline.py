@@ -27,6 +27,7 @@ import numpy as np
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
+from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.decode import Decoder
@@ -193,6 +194,7 @@ class Pipeline:
         st.evicted = self.table.evicted
         st.dropped_single = self.table.dropped_single
         st.alert_lines = self.aggregator.emitted_lines
+        st.open_flows = len(self.table)
 
     def _ended(self, flows: Iterable[Any]) -> None:
         for f in flows:
@@ -299,6 +301,14 @@ class Pipeline:
     ) -> dict[str, Any]:
         a = self.cfg.alerts
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
+        # our own fields go in alert.context, which Suricata's schema leaves open
+        ctx: dict[str, Any] = {
+            "score": round(score, 6),
+            "threshold": round(self.model.threshold, 6),
+            "model": {"name": self.model.name, "version": self.model.version},
+        }
+        if cls is not None:
+            ctx["class"] = cls
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,
@@ -307,12 +317,8 @@ class Pipeline:
             "signature": a.signature,
             "category": a.category,
             "severity": a.severity,
-            "score": round(score, 6),
-            "threshold": round(self.model.threshold, 6),
-            "model": {"name": self.model.name, "version": self.model.version},
+            "context": ctx,
         }
-        if cls is not None:
-            rec["alert"]["class"] = cls
         rec["flow"] = flow_section(f, None if final else "open")
         return rec
 
@@ -322,8 +328,15 @@ class Pipeline:
         seed = self.cfg.alerts.community_id_seed
         rec = flow_common(f, "flow", f.last_us, self.iface, self.host, seed, ident)
         rec["flow"] = flow_section(f)
-        rec["verdict"] = cls if cls is not None else ("attack" if attack else "benign")
-        rec["score"] = round(score, 6)
+        # Suricata's schema has no place for a score or a text verdict in a flow event
+        # (its ``verdict`` is the IPS verdict object): they go in the per-flow variables
+        verdict = cls if cls is not None else ("attack" if attack else "benign")
+        rec["metadata"] = {
+            "flowvars": [
+                {"key": VERDICT_VAR, "value": verdict},
+                {"key": SCORE_VAR, "value": repr(round(score, 6))},
+            ]
+        }
         return rec
 
     def _emit_alert(self, rec: Any) -> None:
@@ -331,13 +344,16 @@ class Pipeline:
             self.alerts.emit(rec)
 
     def stats_event(self) -> dict[str, Any]:
-        """An EVE ``stats`` event with the current counters."""
+        """An EVE ``stats`` event: Suricata's counter names in ``stats``, ours in
+        ``metadata.flowints.edge_nids`` (the schema closes ``stats``)."""
+        suricata, own = self.stats.eve()
         return {
             "timestamp": eve_timestamp(self.now_us or time.time_ns() // 1000),
             "event_type": "stats",
             "in_iface": self.iface or "",
             "host": self.host,
-            "stats": self.stats.snapshot(),
+            "stats": suricata,
+            "metadata": {"flowints": {OWN_STATS_KEY: own}},
         }
 
 
