@@ -30,6 +30,7 @@ from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_iden
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
+from edge_nids.agent.suppress import Suppressor
 from edge_nids.flows.decode import Decoder
 from edge_nids.flows.table import FlowConfig, FlowTable
 
@@ -91,6 +92,7 @@ class Pipeline:
         self.decoder = Decoder()
         self.table = FlowTable(_flow_config(cfg, model.profile))
         self.aggregator = Aggregator(self._emit_alert, cfg.alerts.aggregate_window_s, cfg.alerts.max_groups)
+        self.suppress = Suppressor(cfg.alerts.suppress)
         self._pending: dict[int, tuple[Any, bool]] = {}  # id(flow) -> (flow, final)
         self._pending_since_us = 0
         # id(flow) -> (flow, packets at last check, next due µs, current wait µs)
@@ -120,6 +122,7 @@ class Pipeline:
         self.batch_size = self._batch_size(cfg, model)
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
+        self.suppress = Suppressor(cfg.alerts.suppress)
 
     # -- packets and time ---------------------------------------------------------------
 
@@ -289,7 +292,11 @@ class Pipeline:
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
-                self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
+                rec = self._alert(f, s, final, cls, ident)
+                if self.suppress and self.suppress.matches(rec):
+                    stats.suppressed += 1  # not written; the flow event above keeps its verdict
+                else:
+                    self.aggregator.add(rec, f.last_us)
                 if not final:
                     alerted[key] = ident
             if final:
