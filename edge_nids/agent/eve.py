@@ -28,6 +28,7 @@ __all__ = [
     "flow_ident",
     "flow_section",
     "to_json",
+    "to_json_generic",
 ]
 
 PROTO_NAMES: dict[int, str] = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 132: "SCTP", 47: "GRE"}
@@ -220,8 +221,112 @@ def flow_common(
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_str = json.encoder.encode_basestring  # the C escaper json itself uses: quoted, escaped text
+_float = float.__repr__  # what json writes for a finite float; TypeError for anything else
+
+_COMMON_KEYS = (
+    "timestamp",
+    "flow_id",
+    "community_id",
+    "event_type",
+    "in_iface",
+    "host",
+    "src_ip",
+    "src_port",
+    "dest_ip",
+    "dest_port",
+    "proto",
+)
+_FLOW_EVENT_KEYS = (*_COMMON_KEYS, "flow", "metadata")
+_ALERT_EVENT_KEYS = (*_COMMON_KEYS, "alert", "flow")
+_FLOW_KEYS = (
+    "pkts_toserver",
+    "pkts_toclient",
+    "bytes_toserver",
+    "bytes_toclient",
+    "start",
+    "end",
+    "age",
+    "reason",
+)
+_ALERT_KEYS = ("action", "gid", "signature_id", "rev", "signature", "category", "severity", "context")
+_CONTEXT_KEYS = {("score", "threshold", "model", "count"), ("score", "threshold", "model", "class", "count")}
+
+
+def _common(r: Mapping[str, Any]) -> str:
+    return (
+        f'{{"timestamp":{_str(r["timestamp"])},"flow_id":{r["flow_id"]},'
+        f'"community_id":{_str(r["community_id"])},"event_type":{_str(r["event_type"])},'
+        f'"in_iface":{_str(r["in_iface"])},"host":{_str(r["host"])},'
+        f'"src_ip":{_str(r["src_ip"])},"src_port":{r["src_port"]},'
+        f'"dest_ip":{_str(r["dest_ip"])},"dest_port":{r["dest_port"]},"proto":{_str(r["proto"])}'
+    )
+
+
+def _flow(f: Mapping[str, Any]) -> str:
+    if tuple(f) != _FLOW_KEYS:
+        raise KeyError("flow")
+    return (
+        f'{{"pkts_toserver":{f["pkts_toserver"]},"pkts_toclient":{f["pkts_toclient"]},'
+        f'"bytes_toserver":{f["bytes_toserver"]},"bytes_toclient":{f["bytes_toclient"]},'
+        f'"start":{_str(f["start"])},"end":{_str(f["end"])},"age":{f["age"]},"reason":{_str(f["reason"])}}}'
+    )
+
+
+def _flow_event(r: Mapping[str, Any]) -> str:
+    v, sc = r["metadata"]["flowvars"]
+    if len(r["metadata"]) != 1 or tuple(v) != ("key", "value") or tuple(sc) != ("key", "value"):
+        raise KeyError("metadata")
+    return (
+        f'{_common(r)},"flow":{_flow(r["flow"])},"metadata":{{"flowvars":['
+        f'{{"key":{_str(v["key"])},"value":{_str(v["value"])}}},'
+        f'{{"key":{_str(sc["key"])},"value":{_str(sc["value"])}}}]}}}}'
+    )
+
+
+def _alert_event(r: Mapping[str, Any]) -> str:
+    a = r["alert"]
+    if tuple(a) != _ALERT_KEYS:
+        raise KeyError("alert")
+    c = a["context"]
+    if tuple(c) in _CONTEXT_KEYS and tuple(c["model"]) == ("name", "version"):
+        m = c["model"]
+        cls = f',"class":{_str(c["class"])}' if "class" in c else ""
+        ctx = (
+            f'{{"score":{_float(c["score"])},"threshold":{_float(c["threshold"])},'
+            f'"model":{{"name":{_str(m["name"])},"version":{_str(m["version"])}}}{cls},"count":{c["count"]}}}'
+        )
+    else:  # summaries and anything else: the generic encoder for the open context
+        ctx = _ENCODER.encode(c)
+    return (
+        f'{_common(r)},"alert":{{"action":{_str(a["action"])},"gid":{a["gid"]},'
+        f'"signature_id":{a["signature_id"]},"rev":{a["rev"]},"signature":{_str(a["signature"])},'
+        f'"category":{_str(a["category"])},"severity":{a["severity"]},"context":{ctx}}},'
+        f'"flow":{_flow(r["flow"])}}}'
+    )
 
 
 def to_json(record: Mapping[str, Any]) -> str:
-    """One compact JSON line (no trailing newline), key order kept."""
+    """One compact JSON line (no trailing newline), key order kept.
+
+    The agent's own flow and alert events (exactly the keys it writes) are formatted
+    by templates, about twice as fast as the generic encoder and byte-identical to it
+    (tests/agent/test_eve.py checks that on real replays; their integer fields are
+    ints, as the pipeline builds them with ``int()``); any other record, or one whose
+    nested keys differ, goes through ``json``.
+    """
+    if type(record) is dict:
+        keys = tuple(record)
+        try:
+            if keys == _FLOW_EVENT_KEYS:
+                return _flow_event(record)
+            if keys == _ALERT_EVENT_KEYS:
+                return _alert_event(record)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+    return _ENCODER.encode(record)
+
+
+def to_json_generic(record: Mapping[str, Any]) -> str:
+    """:func:`to_json` without the templates (the reference they must equal)."""
     return _ENCODER.encode(record)
