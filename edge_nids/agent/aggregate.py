@@ -22,6 +22,8 @@ from edge_nids.agent.eve import eve_timestamp
 __all__ = ["Aggregator"]
 
 Emit = Callable[[Mapping[str, Any]], None]
+#: An alert record, or a function that builds it (called only if the alert is written).
+AlertLike = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
 @dataclass(eq=False)
@@ -30,8 +32,12 @@ class _Group:
     count: int  # alerts merged since the last emitted line
     first_us: int
     last_us: int
-    last: dict[str, Any]
+    last: AlertLike
     seq: int = 0  # creation order (the order of the groups dict)
+
+
+def _record(alert: AlertLike) -> dict[str, Any]:
+    return alert() if callable(alert) else alert
 
 
 def _counted(alert: dict[str, Any], n: int) -> dict[str, Any]:
@@ -67,17 +73,25 @@ class Aggregator:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, alert: dict[str, Any], ts_us: int) -> None:
-        """One alert at capture time ``ts_us`` (µs)."""
+    def add(self, alert: AlertLike, ts_us: int, key: tuple[str, str, int] | None = None) -> None:
+        """One alert at capture time ``ts_us`` (µs).
+
+        ``alert`` may be a function building the record, with its group ``key`` (src_ip,
+        dest_ip, signature_id): most alerts of a flood are merged into a summary and never
+        written, so their records need not be built.
+        """
         self.received += 1
         if self.window_us <= 0:
-            self._out(_counted(alert, 1))
+            self._out(_counted(_record(alert), 1))
             return
         if self._due and ts_us - self._due[0][0] >= self.window_us:
             self.tick(ts_us)
-        key = (str(alert.get("src_ip")), str(alert.get("dest_ip")), int(alert["alert"]["signature_id"]))
+        if key is None:
+            rec = _record(alert)
+            key = (str(rec.get("src_ip")), str(rec.get("dest_ip")), int(rec["alert"]["signature_id"]))
         g = self._groups.get(key)
         if g is None:
+            alert = _record(alert)
             self._out(_counted(alert, 1))
             self._seq += 1
             g = _Group(ts_us, 0, ts_us, ts_us, alert, self._seq)
@@ -132,7 +146,7 @@ class Aggregator:
     def _summary(self, g: _Group) -> None:
         if not g.count:
             return
-        rec = dict(g.last)
+        rec = dict(_record(g.last))
         rec["alert"] = dict(rec["alert"])
         rec["alert"]["context"] = dict(rec["alert"].get("context") or {})
         ctx = _counted(rec, g.count)["alert"]["context"]

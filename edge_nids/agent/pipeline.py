@@ -15,6 +15,7 @@ flow raises at most one alert (the first classification above the threshold).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import socket
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
-from edge_nids.agent.config import AgentConfig
+from edge_nids.agent.config import AgentConfig, AlertsConfig
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
@@ -292,11 +293,19 @@ class Pipeline:
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
-                rec = self._alert(f, s, final, cls, ident)
-                if self.suppress and self.suppress.matches(rec):
-                    stats.suppressed += 1  # not written; the flow event above keeps its verdict
+                if self.suppress:
+                    rec = self._alert(f, s, final, cls, ident)
+                    if self.suppress.matches(rec):
+                        stats.suppressed += 1  # not written; the flow event above keeps its verdict
+                    else:
+                        self.aggregator.add(rec, f.last_us)
+                elif final:
+                    # an ended flow no longer changes: build its record only if it is written
+                    gkey = (ident[2], ident[4], self.cfg.alerts.signature_id)
+                    build = functools.partial(self._alert, f, s, True, cls, ident, self.cfg.alerts, model)
+                    self.aggregator.add(build, f.last_us, gkey)
                 else:
-                    self.aggregator.add(rec, f.last_us)
+                    self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
                 if not final:
                     alerted[key] = ident
             if final:
@@ -304,15 +313,24 @@ class Pipeline:
         self._flush_outputs()
 
     def _alert(
-        self, f: Any, score: float, final: bool, cls: str | None = None, ident: FlowIdent | None = None
+        self,
+        f: Any,
+        score: float,
+        final: bool,
+        cls: str | None = None,
+        ident: FlowIdent | None = None,
+        a: AlertsConfig | None = None,
+        model: Model | None = None,
     ) -> dict[str, Any]:
-        a = self.cfg.alerts
+        """The alert record; ``a`` and ``model``: the config and model in force when it was raised."""
+        a = a or self.cfg.alerts
+        model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
         # our own fields go in alert.context, which Suricata's schema leaves open
         ctx: dict[str, Any] = {
             "score": round(score, 6),
-            "threshold": round(self.model.threshold, 6),
-            "model": {"name": self.model.name, "version": self.model.version},
+            "threshold": round(model.threshold, 6),
+            "model": {"name": model.name, "version": model.version},
         }
         if cls is not None:
             ctx["class"] = cls

@@ -67,3 +67,26 @@ def test_window_zero_passes_everything_and_bound_flushes_oldest() -> None:
     assert sum(alert_count(r) for r in out) == 4
     agg.flush()
     assert sum(alert_count(r) for r in out) == 6
+
+
+def test_lazy_alerts_are_built_only_when_written() -> None:
+    """A flood's merged alerts are never built: one build per written line, same output."""
+    built: list[int] = []
+
+    def lazy(i: int) -> Any:
+        def build() -> dict[str, Any]:
+            built.append(i)
+            return _alert("198.51.100.7", n=i)
+
+        return build
+
+    eager: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    a, b = Aggregator(eager.append, window_s=60), Aggregator(out.append, window_s=60)
+    for i in range(10_000):
+        a.add(_alert("198.51.100.7", n=i), i * 15_000)
+        b.add(lazy(i), i * 15_000, ("198.51.100.7", "192.0.2.1", 9000001))
+    a.flush()
+    b.flush()
+    assert out == eager and len(out) == 4
+    assert built == [r["n"] for r in out]  # the first alert and each summary's latest one
