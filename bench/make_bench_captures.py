@@ -61,6 +61,21 @@ def syn_flood(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]
     ]
 
 
+def syn_flood_answered(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]]:
+    """The lab's SYN flood shape (hping3 -S from one host): each SYN from a new source port
+    is answered by SYN-ACK and reset by the attacker's kernel, 3 packets per flow, n/3 flows."""
+    syn, synack, rst = _template("S"), _template("SA"), _template("R")
+    a, b = 0x0A000042, 0x0A000002
+    out = []
+    for i in range(n // 3):
+        sport = 1024 + i % 64000
+        ts = t0 + i * 60
+        out.append((ts, _patch(syn, a, b, sport, 80, i)))
+        out.append((ts + 15, _patch(synack, b, a, 80, sport, 0)))
+        out.append((ts + 30, _patch(rst, a, b, sport, 80, i + 1)))
+    return out
+
+
 def port_scan(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]]:
     """SYN to successive ports, each answered by RST-ACK: n/2 two-packet flows."""
     syn, rst = _template("S"), _template("RA")
@@ -119,11 +134,13 @@ def http_flood(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes
 
 
 def make_all(out_dir: Path, packets: int = 100_000) -> list[Path]:
-    """Write syn_flood.pcap, port_scan.pcap, http_flood.pcap and long_flows.pcap into ``out_dir``."""
+    """Write syn_flood.pcap, syn_flood_answered.pcap, port_scan.pcap, http_flood.pcap and
+    long_flows.pcap into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fn in (
         ("syn_flood", syn_flood),
+        ("syn_flood_answered", syn_flood_answered),
         ("port_scan", port_scan),
         ("http_flood", http_flood),
         ("long_flows", long_flows),
