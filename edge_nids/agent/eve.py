@@ -170,13 +170,14 @@ def flow_ident(flow: Any, seed: int = 0) -> FlowIdent:
 _FAMILY = {4: socket.AF_INET, 16: socket.AF_INET6}
 
 
-def flow_section(flow: Any, reason: str | None = None) -> dict[str, Any]:
+def flow_section(flow: Any, reason: str | None = None, end: str | None = None) -> dict[str, Any]:
     """EVE ``flow`` object: packets and payload bytes per direction, start, end, end reason.
 
     toserver is the flow's forward direction (its first packet's sender). Bytes are
     transport payload bytes (CIC's "Total Length of Fwd/Bwd Packets"). ``reason`` is the
     flow table's end reason (fin, rst, idle, active, evicted, end-of-input), or ``open``
-    for a flow classified while still active.
+    for a flow classified while still active. ``end``: ``eve_timestamp(flow.last_us)``
+    when the caller has it already (the record's own timestamp).
     """
     first, last = flow.first_us, flow.last_us
     return {
@@ -185,7 +186,7 @@ def flow_section(flow: Any, reason: str | None = None) -> dict[str, Any]:
         "bytes_toserver": int(flow.fwd_bytes),
         "bytes_toclient": int(flow.bwd_bytes),
         "start": eve_timestamp(first),
-        "end": eve_timestamp(last),
+        "end": end or eve_timestamp(last),
         "age": max(0, int((last - first) // 1_000_000)),
         "reason": reason or flow.end_reason or "open",
     }

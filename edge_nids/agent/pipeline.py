@@ -344,7 +344,7 @@ class Pipeline:
             "severity": a.severity,
             "context": ctx,
         }
-        rec["flow"] = flow_section(f, None if final else "open")
+        rec["flow"] = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
         return rec
 
     def _flow_event(
@@ -352,7 +352,7 @@ class Pipeline:
     ) -> dict[str, Any]:
         seed = self.cfg.alerts.community_id_seed
         rec = flow_common(f, "flow", f.last_us, self.iface, self.host, seed, ident)
-        rec["flow"] = flow_section(f)
+        rec["flow"] = flow_section(f, None, rec["timestamp"])  # the record's time is the flow's end
         # Suricata's schema has no place for a score or a text verdict in a flow event
         # (its ``verdict`` is the IPS verdict object): they go in the per-flow variables
         verdict = cls if cls is not None else ("attack" if attack else "benign")
