@@ -53,6 +53,7 @@ class CaptureConfig:
     retry_initial_s: float = 1.0  #: first wait after the interface is down or missing, s
     retry_max_s: float = 30.0  #: longest wait between retries, s
     tick_ms: int = 200  #: wall-clock tick in live mode (expiry with no traffic), ms
+    workers: int | None = None  #: capture processes sharing iface (PACKET_FANOUT); null = auto
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,7 @@ _POSITIVE = {
     "capture.retry_initial_s",
     "capture.retry_max_s",
     "capture.tick_ms",
+    "capture.workers",
     "flows.active_timeout_s",
     "flows.max_flows",
     "flows.memory_budget_mb",

@@ -19,7 +19,7 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,8 @@ class Pipeline:
         # id(flow) -> its EVE identity, for open flows that raised their alert already
         self._alerted: dict[int, FlowIdent | None] = {}
         self.now_us = 0
+        #: set by capture workers' service side: counters come from the workers, not this table
+        self.external_counters: Callable[[AgentStats], None] | None = None
         self._next_tick_us = 0
         self._next_sweep_us = 0
 
@@ -193,6 +195,10 @@ class Pipeline:
 
     def _sync_counters(self) -> None:
         st = self.stats
+        if self.external_counters is not None:
+            st.alert_lines = self.aggregator.emitted_lines
+            self.external_counters(st)
+            return
         st.decoded = self.decoder.decoded
         st.malformed = dict(self.decoder.counts)
         st.evicted = self.table.evicted
