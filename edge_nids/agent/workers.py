@@ -95,6 +95,15 @@ def join_fanout(fd: int, group: int, mode: int = FANOUT_MODE) -> None:
 # -- worker side --------------------------------------------------------------------------
 
 
+def _send(conn: Connection, msg: tuple[Any, ...]) -> bool:
+    """Send to the service; False (logged once by the caller's exit) if it is gone."""
+    try:
+        conn.send(msg)
+        return True
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        return False
+
+
 class _Forwarder:
     """Stands in for the worker pipeline's Aggregator: alerts go to the service, which
     aggregates them (one aggregation for all workers)."""
@@ -120,15 +129,15 @@ class _Forwarder:
 
     def flush(self) -> None:
         if self._batch:
-            self.conn.send(("alerts", self.index, self._batch))
+            _send(self.conn, ("alerts", self.index, self._batch))
             self._batch = []
 
 
-def _send_stats(conn: Connection, index: int, st: AgentStats) -> None:
+def _send_stats(conn: Connection, index: int, st: AgentStats) -> bool:
     snap = {k: getattr(st, k) for k in _SUMMED}
     snap["malformed"] = dict(st.malformed)
     snap["sink_errors"] = st.sink_errors
-    conn.send(("stats", index, snap, list(st._lat_batch), list(st._lat_flow)))
+    return _send(conn, ("stats", index, snap, list(st._lat_batch), list(st._lat_flow)))
 
 
 def worker_main(
@@ -164,12 +173,12 @@ def worker_main(
         model = load_model(cfg)
         flows = open_path_sink(cfg.outputs.flows)
     except (AgentError, SinkError) as exc:
-        conn.send(("error", index, str(exc)))
+        _send(conn, ("error", index, str(exc)))
         return
     st = AgentStats()
     pipe = Pipeline(cfg, model, None, flows, st, iface)
     pipe.aggregator = _Forwarder(conn, index)  # type: ignore[assignment]
-    conn.send(("ready", index))
+    _send(conn, ("ready", index))
     c = cfg.capture
     tick_s = c.tick_ms / 1000.0
     backoff = c.retry_initial_s
@@ -210,22 +219,23 @@ def worker_main(
                 cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
                 join_fanout(cap.fileno(), group)
                 backoff = c.retry_initial_s
-                conn.send(("capturing", index))
+                _send(conn, ("capturing", index))
             except CaptureOpenError as exc:
                 if cap is not None:
                     cap.close()
                     cap = None
                 if exc.errno in (errno.EPERM, errno.EACCES):
-                    conn.send(("error", index, str(exc.strerror or exc)))
+                    _send(conn, ("error", index, str(exc.strerror or exc)))
                     return
                 st.capture_errors += 1
-                conn.send(("waiting", index, f"waiting for {iface}: {exc.strerror or exc}"))
+                _send(conn, ("waiting", index, f"waiting for {iface}: {exc.strerror or exc}"))
                 next_retry = now + backoff
                 backoff = min(backoff * 2, c.retry_max_s)
             except OSError as exc:  # joining the fanout group failed
                 if cap is not None:
                     cap.close()
-                conn.send(("error", index, f"cannot join the fanout group on {iface}: {exc.strerror or exc}"))
+                why = f"cannot join the fanout group on {iface}: {exc.strerror or exc}"
+                _send(conn, ("error", index, why))
                 return
         fds = [conn] + ([cap.fileno()] if cap is not None else [])
         try:
@@ -267,7 +277,8 @@ def worker_main(
         if now >= next_stats:
             next_stats = now + 1.0
             st.sink_errors = flows.errors if flows is not None else 0
-            _send_stats(conn, index, st)
+            if not _send_stats(conn, index, st):
+                break  # the service is gone
     if cap is not None:
         try:
             for rec in cap.read(1 << 16):  # frames already queued belong to this run
@@ -282,7 +293,8 @@ def worker_main(
         flows.close()
         st.sink_errors = flows.errors
     _send_stats(conn, index, st)
-    conn.send(("done", index))
+    if not _send(conn, ("done", index)):
+        log.error("the service is gone: this worker's last alerts and counters are lost")
 
 
 # -- service side -------------------------------------------------------------------------
