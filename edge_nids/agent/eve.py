@@ -180,13 +180,14 @@ def flow_section(flow: Any, reason: str | None = None, end: str | None = None) -
     when the caller has it already (the record's own timestamp).
     """
     first, last = flow.first_us, flow.last_us
+    end = end or eve_timestamp(last)
     return {
         "pkts_toserver": int(flow.fwd_pkts),
         "pkts_toclient": int(flow.bwd_pkts),
         "bytes_toserver": int(flow.fwd_bytes),
         "bytes_toclient": int(flow.bwd_bytes),
-        "start": eve_timestamp(first),
-        "end": end or eve_timestamp(last),
+        "start": end if first == last else eve_timestamp(first),
+        "end": end,
         "age": max(0, int((last - first) // 1_000_000)),
         "reason": reason or flow.end_reason or "open",
     }
@@ -264,14 +265,21 @@ def _common(r: Mapping[str, Any]) -> str:
     )
 
 
+_LAST_FLOW: list[Any] = [None, ""]  # (flow object, its text): an alert and its flow event share one
+
+
 def _flow(f: Mapping[str, Any]) -> str:
+    if f is _LAST_FLOW[0]:
+        return str(_LAST_FLOW[1])
     if tuple(f) != _FLOW_KEYS:
         raise KeyError("flow")
-    return (
+    text = (
         f'{{"pkts_toserver":{f["pkts_toserver"]},"pkts_toclient":{f["pkts_toclient"]},'
         f'"bytes_toserver":{f["bytes_toserver"]},"bytes_toclient":{f["bytes_toclient"]},'
         f'"start":{_str(f["start"])},"end":{_str(f["end"])},"age":{f["age"]},"reason":{_str(f["reason"])}}}'
     )
+    _LAST_FLOW[0], _LAST_FLOW[1] = f, text  # set only once the text is complete
+    return text
 
 
 def _flow_event(r: Mapping[str, Any]) -> str:

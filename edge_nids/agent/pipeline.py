@@ -288,19 +288,22 @@ class Pipeline:
             attack = s >= thr
             # the identity fields (flow_id, community_id, addresses) are computed once per flow
             ident = alerted.get(key)
+            sec = None  # the flow event's flow object: an ended flow's alert shares it
             if final:
                 stats.flows += 1
                 self._seen.pop(key, None)
                 if flows_out is not None:
                     ident = ident or flow_ident(f, seed)
-                    flows_out.emit(self._flow_event(f, s, attack, cls, ident))
+                    ev = self._flow_event(f, s, attack, cls, ident)
+                    sec = ev["flow"]
+                    flows_out.emit(ev)
             else:
                 stats.flows_active_classified += 1
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
                 if self.suppress:
-                    rec = self._alert(f, s, final, cls, ident)
+                    rec = self._alert(f, s, final, cls, ident, sec=sec)
                     if self.suppress.matches(rec):
                         stats.suppressed += 1  # not written; the flow event above keeps its verdict
                     else:
@@ -308,7 +311,8 @@ class Pipeline:
                 elif final:
                     # an ended flow no longer changes: build its record only if it is written
                     gkey = (ident[2], ident[4], self.cfg.alerts.signature_id)
-                    build = functools.partial(self._alert, f, s, True, cls, ident, self.cfg.alerts, model)
+                    a_cfg = self.cfg.alerts
+                    build = functools.partial(self._alert, f, s, True, cls, ident, a_cfg, model, sec)
                     self.aggregator.add(build, f.last_us, gkey)
                 else:
                     self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
@@ -327,8 +331,10 @@ class Pipeline:
         ident: FlowIdent | None = None,
         a: AlertsConfig | None = None,
         model: Model | None = None,
+        sec: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The alert record; ``a`` and ``model``: the config and model in force when it was raised."""
+        """The alert record; ``a`` and ``model``: the config and model in force when it was
+        raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already."""
         a = a or self.cfg.alerts
         model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
@@ -350,7 +356,9 @@ class Pipeline:
             "severity": a.severity,
             "context": ctx,
         }
-        rec["flow"] = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
+        if sec is None or not final:
+            sec = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
+        rec["flow"] = sec
         return rec
 
     def _flow_event(
