@@ -27,6 +27,13 @@ __all__ = ["main"]
 REPO = Path(__file__).resolve().parent.parent
 
 
+def stats_counters(ev: dict) -> dict:
+    """The agent's counters of a stats event (Suricata's sections + ours)."""
+    from edge_nids.agent.records import stats_counters as read
+
+    return read(ev)
+
+
 def _run(cmd: list[str]) -> tuple[int, float, int, str]:
     """(exit status, wall s, peak RSS KiB, stderr) of one child process."""
     with tempfile.TemporaryFile("w+") as err:
@@ -121,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pcap.name}: failed\n{e1}\n{e2}", file=sys.stderr)
             continue
         lines = [json.loads(x) for x in alerts.read_text().splitlines()]
-        st = [x for x in lines if x["event_type"] == "stats"][-1]["stats"]
+        st = stats_counters([x for x in lines if x["event_type"] == "stats"][-1])
         print(
             f"| {pcap.name} | {n:,} | {n / w1:,.0f} | {r1 / 1024:.0f} | {n / w2:,.0f} "
             f"| {n / max(w2 - startup, 1e-3):,.0f} | {r2 / 1024:.0f} "

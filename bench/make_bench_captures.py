@@ -1,4 +1,4 @@
-"""Write the synthetic benchmark captures (SYN flood, port scan, long flows) as pcap.
+"""Write the synthetic benchmark captures (SYN flood, port scan, HTTP flood, long flows) as pcap.
 
 Frames are Ethernet/IPv4/TCP built with scapy once per shape and patched per
 packet (addresses, ports, sequence numbers), so ~100k packets take about a second.
@@ -61,6 +61,21 @@ def syn_flood(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]
     ]
 
 
+def syn_flood_answered(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]]:
+    """The lab's SYN flood shape (hping3 -S from one host): each SYN from a new source port
+    is answered by SYN-ACK and reset by the attacker's kernel, 3 packets per flow, n/3 flows."""
+    syn, synack, rst = _template("S"), _template("SA"), _template("R")
+    a, b = 0x0A000042, 0x0A000002
+    out = []
+    for i in range(n // 3):
+        sport = 1024 + i % 64000
+        ts = t0 + i * 60
+        out.append((ts, _patch(syn, a, b, sport, 80, i)))
+        out.append((ts + 15, _patch(synack, b, a, 80, sport, 0)))
+        out.append((ts + 30, _patch(rst, a, b, sport, 80, i + 1)))
+    return out
+
+
 def port_scan(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]]:
     """SYN to successive ports, each answered by RST-ACK: n/2 two-packet flows."""
     syn, rst = _template("S"), _template("RA")
@@ -90,11 +105,46 @@ def long_flows(n: int, flows: int = 8, t0: int = 1_700_000_000_000_000) -> list[
     return out
 
 
+def http_flood(n: int, t0: int = 1_700_000_000_000_000) -> list[tuple[int, bytes]]:
+    """Short HTTP connections from one client, one after another (handshake, GET, 1 KB page,
+    FIN both ways, last ACK: 9 packets each, 50 µs apart): n/9 flows closed by FIN."""
+    c, s = 0x0A000001, 0x0A000002
+    steps = [  # (template, client -> server)
+        (_template("S"), True),
+        (_template("SA"), False),
+        (_template("A"), True),
+        (_template("PA", b"GET / HTTP/1.1\r\nHost: victim\r\n\r\n"), True),
+        (_template("PA", b"x" * 1000), False),
+        (_template("FA"), True),
+        (_template("A"), False),
+        (_template("FA"), False),
+        (_template("A"), True),
+    ]
+    out = []
+    for i in range(n):
+        conn, step = divmod(i, len(steps))
+        frame, to_server = steps[step]
+        sport = 1024 + conn % 64000
+        ts = t0 + i * 50
+        if to_server:
+            out.append((ts, _patch(frame, c, s, sport, 80, i)))
+        else:
+            out.append((ts, _patch(frame, s, c, 80, sport, i)))
+    return out
+
+
 def make_all(out_dir: Path, packets: int = 100_000) -> list[Path]:
-    """Write syn_flood.pcap, port_scan.pcap and long_flows.pcap into ``out_dir``."""
+    """Write syn_flood.pcap, syn_flood_answered.pcap, port_scan.pcap, http_flood.pcap and
+    long_flows.pcap into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, fn in (("syn_flood", syn_flood), ("port_scan", port_scan), ("long_flows", long_flows)):
+    for name, fn in (
+        ("syn_flood", syn_flood),
+        ("syn_flood_answered", syn_flood_answered),
+        ("port_scan", port_scan),
+        ("http_flood", http_flood),
+        ("long_flows", long_flows),
+    ):
         path = out_dir / f"{name}.pcap"
         if not path.exists():
             write_pcap(path, fn(packets))

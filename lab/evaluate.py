@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from edge_nids.agent.records import flow_verdict
 from lab.labels import LabelError, LabelRow, read_labels
 from lab.pcapcheck import capture_stats
 from lab.report import ReportError, replace_block
@@ -116,7 +117,7 @@ def score_replay(
         sc = scores.setdefault(key, ScenarioScore())
         sc.flows += 1
         flagged_at = alert_time.get(ev["flow_id"])
-        if flagged_at is None and str(ev.get("verdict", "benign")).lower() != "benign":
+        if flagged_at is None and flow_verdict(ev).lower() != "benign":
             flagged_at = _epoch(ev["timestamp"])
         if flagged_at is not None:
             sc.flagged += 1

@@ -3,14 +3,15 @@
 The first alert of a group is emitted at once with ``count: 1``. Alerts for the
 same group within the window are counted; when the window ends (capture time)
 one summary line is emitted with ``count`` = alerts merged into it, plus an
-``aggregate`` object (first/last alert time, window). Nothing is lost: the sum
-of ``count`` over every emitted line equals the alerts received, once
-:meth:`Aggregator.flush` has run.
+``aggregate`` object (first/last alert time, window). Both go in
+``alert.context`` (Suricata's schema closes the top level and ``alert``). Nothing
+is lost: the sum of ``count`` over every emitted line equals the alerts received,
+once :meth:`Aggregator.flush` has run.
 """
 
 from __future__ import annotations
 
-import copy
+import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,15 +22,32 @@ from edge_nids.agent.eve import eve_timestamp
 __all__ = ["Aggregator"]
 
 Emit = Callable[[Mapping[str, Any]], None]
+#: An alert record, or a function that builds it (called only if the alert is written).
+AlertLike = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Group:
     window_start_us: int
     count: int  # alerts merged since the last emitted line
     first_us: int
     last_us: int
-    last: dict[str, Any]
+    last: AlertLike
+    seq: int = 0  # creation order (the order of the groups dict)
+
+
+def _record(alert: AlertLike) -> dict[str, Any]:
+    return alert() if callable(alert) else alert
+
+
+def _counted(alert: dict[str, Any], n: int) -> dict[str, Any]:
+    """Set ``alert.context.count`` to ``n`` (in place: each alert record is fresh)."""
+    a = alert["alert"]
+    ctx = a.get("context")
+    if ctx is None:
+        ctx = a["context"] = {}
+    ctx["count"] = n
+    return alert
 
 
 class Aggregator:
@@ -44,6 +62,10 @@ class Aggregator:
         self.window_us = int(window_s * 1_000_000)
         self.max_groups = max_groups
         self._groups: OrderedDict[tuple[str, str, int], _Group] = OrderedDict()
+        # (window start µs, seq, key, group): when each group's window ends, so a tick looks
+        # only at the groups that are due, not at all of them; stale entries are skipped
+        self._due: list[tuple[int, int, tuple[str, str, int], _Group]] = []
+        self._seq = 0
         self.received = 0  #: alerts given to add()
         self.emitted_lines = 0  #: lines written (first alerts + summaries)
         self.merged = 0  #: alerts that went into a summary instead of their own line
@@ -51,18 +73,30 @@ class Aggregator:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, alert: dict[str, Any], ts_us: int) -> None:
-        """One alert at capture time ``ts_us`` (µs)."""
+    def add(self, alert: AlertLike, ts_us: int, key: tuple[str, str, int] | None = None) -> None:
+        """One alert at capture time ``ts_us`` (µs).
+
+        ``alert`` may be a function building the record, with its group ``key`` (src_ip,
+        dest_ip, signature_id): most alerts of a flood are merged into a summary and never
+        written, so their records need not be built.
+        """
         self.received += 1
         if self.window_us <= 0:
-            self._out(dict(alert, count=1))
+            self._out(_counted(_record(alert), 1))
             return
-        self.tick(ts_us)
-        key = (str(alert.get("src_ip")), str(alert.get("dest_ip")), int(alert["alert"]["signature_id"]))
+        if self._due and ts_us - self._due[0][0] >= self.window_us:
+            self.tick(ts_us)
+        if key is None:
+            rec = _record(alert)
+            key = (str(rec.get("src_ip")), str(rec.get("dest_ip")), int(rec["alert"]["signature_id"]))
         g = self._groups.get(key)
         if g is None:
-            self._out(dict(alert, count=1))
-            self._groups[key] = _Group(ts_us, 0, ts_us, ts_us, alert)
+            alert = _record(alert)
+            self._out(_counted(alert, 1))
+            self._seq += 1
+            g = _Group(ts_us, 0, ts_us, ts_us, alert, self._seq)
+            self._groups[key] = g
+            self._push(key, g)
             while len(self._groups) > self.max_groups:
                 _, old = self._groups.popitem(last=False)
                 self._summary(old)
@@ -78,28 +112,45 @@ class Aggregator:
         """Close windows that ended at or before ``now_us`` (µs, capture time)."""
         if self.window_us <= 0 or not self._groups:
             return
-        done = [k for k, g in self._groups.items() if now_us - g.window_start_us >= self.window_us]
-        for k in done:
-            g = self._groups[k]
+        due = self._due
+        groups = self._groups
+        done: list[tuple[int, tuple[str, str, int], _Group]] = []
+        while due and now_us - due[0][0] >= self.window_us:
+            start, seq, k, g = heapq.heappop(due)
+            if groups.get(k) is g and g.window_start_us == start:
+                done.append((seq, k, g))
+        done.sort(key=lambda d: d[0])  # in the order of the groups dict, as before
+        for _, k, g in done:
             if g.count:
                 self._summary(g)
                 g.count = 0
                 g.window_start_us = now_us
+                self._push(k, g)
             else:
-                del self._groups[k]
+                del groups[k]
 
     def flush(self) -> None:
         """Emit a summary for every group with merged alerts (at exit); forget all groups."""
         for g in self._groups.values():
             self._summary(g)
         self._groups.clear()
+        self._due.clear()
+
+    def _push(self, key: tuple[str, str, int], g: _Group) -> None:
+        due = self._due
+        if len(due) > 2 * len(self._groups) + 64:  # mostly stale (evicted groups): rebuild
+            due[:] = [(x.window_start_us, x.seq, k, x) for k, x in self._groups.items() if x is not g]
+            heapq.heapify(due)
+        heapq.heappush(due, (g.window_start_us, g.seq, key, g))
 
     def _summary(self, g: _Group) -> None:
         if not g.count:
             return
-        rec = copy.deepcopy(g.last)
-        rec["count"] = g.count
-        rec["aggregate"] = {
+        rec = dict(_record(g.last))
+        rec["alert"] = dict(rec["alert"])
+        rec["alert"]["context"] = dict(rec["alert"].get("context") or {})
+        ctx = _counted(rec, g.count)["alert"]["context"]
+        ctx["aggregate"] = {
             "first": eve_timestamp(g.first_us),
             "last": eve_timestamp(g.last_us),
             "window_s": self.window_us / 1_000_000,

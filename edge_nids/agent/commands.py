@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stats-eve", action="store_true", help="also write EVE stats events to the alert output")
     p.add_argument("--aggregate-window", type=float, metavar="S", help="alert aggregation window, s (0: off)")
     p.add_argument("--max-flows", type=int, metavar="N", help="most open flows held (LRU eviction beyond)")
+    p.add_argument("--workers", type=int, metavar="N", help="capture processes on --iface (PACKET_FANOUT)")
     p.add_argument("--prometheus-port", type=int, metavar="PORT", help="serve Prometheus metrics on PORT")
     p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     p.set_defaults(func=run_command)
@@ -92,6 +93,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "stats_interval": "stats.interval_s",
         "aggregate_window": "alerts.aggregate_window_s",
         "max_flows": "flows.max_flows",
+        "workers": "capture.workers",
         "prometheus_port": "stats.prometheus_port",
     }
     for attr, key in pairs.items():

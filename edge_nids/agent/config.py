@@ -27,6 +27,7 @@ __all__ = [
     "MqttConfig",
     "OutputsConfig",
     "StatsConfig",
+    "SuppressEntry",
     "SyslogConfig",
     "from_dict",
     "load_config",
@@ -52,6 +53,7 @@ class CaptureConfig:
     retry_initial_s: float = 1.0  #: first wait after the interface is down or missing, s
     retry_max_s: float = 30.0  #: longest wait between retries, s
     tick_ms: int = 200  #: wall-clock tick in live mode (expiry with no traffic), ms
+    workers: int | None = None  #: capture processes sharing iface (PACKET_FANOUT); null = auto
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,36 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class SuppressEntry:
+    """One ``alerts.suppress`` entry: alerts matching every key it sets are not written.
+
+    src/dest: an address or CIDR (IPv4 or IPv6) the alert's ``src_ip``/``dest_ip`` is in;
+    dest_port: the alert's ``dest_port``; proto: ``tcp``, ``udp``, ``icmp``, ``ipv6-icmp``,
+    ``sctp``, ``gre`` or a protocol number; family: the alert's attack family name
+    (e.g. ``port scan``), matched against the alert's ``family`` field (no match when the
+    alert has none).
+    """
+
+    src: str | None = None
+    dest: str | None = None
+    dest_port: int | None = None
+    proto: str | None = None
+    family: str | None = None
+
+
+#: Protocol names a suppress entry accepts -> the EVE ``proto`` text they match.
+PROTO_BY_NAME: dict[str, str] = {
+    "tcp": "TCP",
+    "udp": "UDP",
+    "icmp": "ICMP",
+    "ipv6-icmp": "IPv6-ICMP",
+    "icmpv6": "IPv6-ICMP",
+    "sctp": "SCTP",
+    "gre": "GRE",
+}
+
+
+@dataclass(frozen=True)
 class AlertsConfig:
     """Alert content and aggregation."""
 
@@ -93,6 +125,7 @@ class AlertsConfig:
     category: str = "Anomalous network flow"  #: alert.category
     severity: int = 2  #: alert.severity (1 high .. 3 low)
     community_id_seed: int = 0  #: Community ID v1 seed (0..65535)
+    suppress: tuple[SuppressEntry, ...] = ()  #: alerts not to write (flows are still classified)
 
 
 @dataclass(frozen=True)
@@ -174,7 +207,38 @@ class AgentConfig:
             raise ConfigError(f"config error: model.threshold: must be in [0, 1], got {self.model.threshold}")
         if not 1 <= self.alerts.severity <= 3:
             raise ConfigError(f"config error: alerts.severity: must be 1, 2 or 3, got {self.alerts.severity}")
+        for i, entry in enumerate(self.alerts.suppress):
+            _check_suppress(entry, f"alerts.suppress[{i}]")
         return self
+
+
+def _check_suppress(e: SuppressEntry, key: str) -> None:
+    """A suppress entry's values: addresses/CIDRs, port range, protocol; at least one key set."""
+    import ipaddress
+
+    if all(getattr(e, f.name) is None for f in dataclasses.fields(e)):
+        names = ", ".join(f.name for f in dataclasses.fields(e))
+        raise ConfigError(f"config error: {key}: set at least one of {names}")
+    for name in ("src", "dest"):
+        value = getattr(e, name)
+        if value is not None:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"config error: {key}.{name}: not an IP address or CIDR, got {_describe(value)}"
+                ) from None
+    if e.dest_port is not None and not 0 <= e.dest_port <= 65535:
+        raise ConfigError(f"config error: {key}.dest_port: must be a port in 0..65535, got {e.dest_port}")
+    if e.proto is not None:
+        p = e.proto.strip().lower()
+        if p not in PROTO_BY_NAME and not (p.isdigit() and 0 <= int(p) <= 255):
+            raise ConfigError(
+                f"config error: {key}.proto: must be one of {', '.join(PROTO_BY_NAME)} "
+                f"or a protocol number 0..255, got {_describe(e.proto)}"
+            )
+    if e.family is not None and not e.family.strip():
+        raise ConfigError(f"config error: {key}.family: must not be empty")
 
 
 # Fields that must be > 0 (the rest of the numbers must be >= 0).
@@ -184,6 +248,7 @@ _POSITIVE = {
     "capture.retry_initial_s",
     "capture.retry_max_s",
     "capture.tick_ms",
+    "capture.workers",
     "flows.active_timeout_s",
     "flows.max_flows",
     "flows.memory_budget_mb",
@@ -257,9 +322,20 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, data[f.name], full)
+        elif typing.get_origin(tp) is tuple:
+            kwargs[f.name] = _build_list(typing.get_args(tp)[0], data[f.name], full)
         else:
             kwargs[f.name] = _convert(full, tp, data[f.name])
     return cls(**kwargs)
+
+
+def _build_list(cls: type, data: Any, key: str) -> tuple[Any, ...]:
+    """A list of mappings (``alerts.suppress``) -> a tuple of ``cls``; null is an empty list."""
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise ConfigError(f"config error: {key}: must be a list, got {_describe(data)}")
+    return tuple(_build(cls, item, f"{key}[{i}]") for i, item in enumerate(data))
 
 
 def from_dict(data: Any) -> AgentConfig:

@@ -11,20 +11,24 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
-import ipaddress
 import json
+import socket
 import struct
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "PROTO_NAMES",
+    "FlowIdent",
     "community_id",
+    "community_id_packed",
     "eve_timestamp",
     "flow_common",
     "flow_id_int",
+    "flow_ident",
     "flow_section",
     "to_json",
+    "to_json_generic",
 ]
 
 PROTO_NAMES: dict[int, str] = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 132: "SCTP", 47: "GRE"}
@@ -49,6 +53,14 @@ _PORT_PROTOS = {6, 17, 132, 1, 58}
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
+def _pton(ip: str) -> bytes:
+    """Packed form (4 or 16 bytes) of an IPv4 or IPv6 address in text."""
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    except OSError:
+        raise ValueError(f"not an IP address: {ip!r}") from None
+
+
 def community_id(
     src_ip: str, dst_ip: str, proto: int, sport: int | None = None, dport: int | None = None, seed: int = 0
 ) -> str:
@@ -57,30 +69,64 @@ def community_id(
     For ICMP/ICMPv6 pass the type as ``sport`` and the code as ``dport``.
     Direction does not matter for two-way flows.
     """
-    saddr = ipaddress.ip_address(src_ip).packed
-    daddr = ipaddress.ip_address(dst_ip).packed
-    has_ports = proto in _PORT_PROTOS and sport is not None and dport is not None
-    sp = int(sport or 0)
-    dp = int(dport or 0)
+    return community_id_packed(
+        _pton(src_ip),
+        _pton(dst_ip),
+        int(proto),
+        None if sport is None else int(sport),
+        None if dport is None else int(dport),
+        int(seed),
+    )
+
+
+def community_id_packed(
+    saddr: bytes, daddr: bytes, proto: int, sport: int | None = None, dport: int | None = None, seed: int = 0
+) -> str:
+    """:func:`community_id` from packed addresses (4 or 16 bytes each, as the decoder keeps them)."""
+    has_ports = sport is not None and dport is not None and proto in _PORT_PROTOS
+    sp = sport or 0
+    dp = dport or 0
     one_way = False
-    if has_ports and proto in (1, 58):
+    if has_ports and (proto == 1 or proto == 58):
         pairs = _ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS
         if sp in pairs:
             dp = pairs[sp]
         else:
             one_way = True
-    if not one_way and (saddr, sp) > (daddr, dp):
+    if not one_way and (saddr > daddr or (saddr == daddr and sp > dp)):
         saddr, daddr, sp, dp = daddr, saddr, dp, sp
-    blob = struct.pack("!H", seed) + saddr + daddr + struct.pack("!BB", proto, 0)
+    head = _SEED0 if seed == 0 else _HDR.pack(seed)
     if has_ports:
-        blob += struct.pack("!HH", sp, dp)
-    return "1:" + base64.b64encode(hashlib.sha1(blob).digest()).decode("ascii")
+        tail = _PORTS.pack(proto, 0, sp, dp)
+    else:
+        tail = _NOPORTS.pack(proto, 0)
+    return "1:" + base64.b64encode(hashlib.sha1(head + saddr + daddr + tail).digest()).decode("ascii")
+
+
+_HDR = struct.Struct("!H")
+_SEED0 = _HDR.pack(0)
+_PORTS = struct.Struct("!BBHH")
+_NOPORTS = struct.Struct("!BB")
+
+# second of the epoch -> "YYYY-mm-ddTHH:MM:SS." (capture times come in runs of the same few seconds)
+_TS_PREFIX: dict[int, str] = {}
+_TS_PREFIX_MAX = 4096
 
 
 def eve_timestamp(ts_us: int) -> str:
-    """Suricata's timestamp form, e.g. ``2017-07-06T13:40:12.123456+0000``."""
-    t = _EPOCH + _dt.timedelta(microseconds=int(ts_us))
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+0000"
+    """Suricata's timestamp form, e.g. ``2017-07-06T13:40:12.123456+0000``.
+
+    The text up to the second is formatted once per second of capture time (cached);
+    the µs are appended.
+    """
+    sec, us = divmod(int(ts_us), 1_000_000)
+    prefix = _TS_PREFIX.get(sec)
+    if prefix is None:
+        if len(_TS_PREFIX) >= _TS_PREFIX_MAX:
+            _TS_PREFIX.clear()
+        prefix = (_EPOCH + _dt.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S.")
+        _TS_PREFIX[sec] = prefix
+    return f"{prefix}{us:06d}+0000"
 
 
 def flow_id_int(src_ip: str, dst_ip: str, sport: int, dport: int, proto: int, first_us: int) -> int:
@@ -89,37 +135,82 @@ def flow_id_int(src_ip: str, dst_ip: str, sport: int, dport: int, proto: int, fi
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def flow_section(flow: Any, reason: str | None = None) -> dict[str, Any]:
+#: What identifies a flow in its EVE records: (flow_id, community_id, src_ip, src_port,
+#: dest_ip, dest_port, proto name); the same for every record of one flow.
+FlowIdent = tuple[int, str, str, int, str, int, str]
+
+
+def flow_ident(flow: Any, seed: int = 0) -> FlowIdent:
+    """The identity fields of a flow's EVE records, computed once per flow.
+
+    Uses the packed addresses (``flow.src``/``flow.dst``, bytes) when the flow has them,
+    so the community ID needs no text parsing; else parses ``src_ip``/``dst_ip``.
+    """
+    proto = int(flow.proto)
+    sport, dport = int(flow.sport), int(flow.dport)
+    sb = getattr(flow, "src", None)
+    if isinstance(sb, bytes):
+        db = flow.dst
+        src = socket.inet_ntop(_FAMILY[len(sb)], sb)
+        dst = socket.inet_ntop(_FAMILY[len(db)], db)
+    else:
+        src, dst = flow.src_ip, flow.dst_ip
+        sb, db = _pton(src), _pton(dst)
+    return (
+        flow_id_int(src, dst, sport, dport, proto, flow.first_us),
+        community_id_packed(sb, db, proto, sport, dport, seed),
+        src,
+        sport,
+        dst,
+        dport,
+        PROTO_NAMES.get(proto) or str(proto),
+    )
+
+
+_FAMILY = {4: socket.AF_INET, 16: socket.AF_INET6}
+
+
+def flow_section(flow: Any, reason: str | None = None, end: str | None = None) -> dict[str, Any]:
     """EVE ``flow`` object: packets and payload bytes per direction, start, end, end reason.
 
     toserver is the flow's forward direction (its first packet's sender). Bytes are
     transport payload bytes (CIC's "Total Length of Fwd/Bwd Packets"). ``reason`` is the
     flow table's end reason (fin, rst, idle, active, evicted, end-of-input), or ``open``
-    for a flow classified while still active.
+    for a flow classified while still active. ``end``: ``eve_timestamp(flow.last_us)``
+    when the caller has it already (the record's own timestamp).
     """
+    first, last = flow.first_us, flow.last_us
+    end = end or eve_timestamp(last)
     return {
         "pkts_toserver": int(flow.fwd_pkts),
         "pkts_toclient": int(flow.bwd_pkts),
         "bytes_toserver": int(flow.fwd_bytes),
         "bytes_toclient": int(flow.bwd_bytes),
-        "start": eve_timestamp(flow.first_us),
-        "end": eve_timestamp(flow.last_us),
-        "age": max(0, int((flow.last_us - flow.first_us) // 1_000_000)),
+        "start": end if first == last else eve_timestamp(first),
+        "end": end,
+        "age": max(0, int((last - first) // 1_000_000)),
         "reason": reason or flow.end_reason or "open",
     }
 
 
 def flow_common(
-    flow: Any, event_type: str, ts_us: int, iface: str | None, host: str, seed: int = 0
+    flow: Any,
+    event_type: str,
+    ts_us: int,
+    iface: str | None,
+    host: str,
+    seed: int = 0,
+    ident: FlowIdent | None = None,
 ) -> dict[str, Any]:
-    """The fields every per-flow EVE event starts with (timestamp .. proto)."""
-    proto = int(flow.proto)
-    sport, dport = int(flow.sport), int(flow.dport)
-    src, dst = flow.src_ip, flow.dst_ip  # formatted from packed addresses on each access
-    rec: dict[str, Any] = {
+    """The fields every per-flow EVE event starts with (timestamp .. proto).
+
+    ``ident``: the flow's :func:`flow_ident`, when the caller has it already.
+    """
+    fid, cid, src, sport, dst, dport, proto = ident or flow_ident(flow, seed)
+    return {
         "timestamp": eve_timestamp(ts_us),
-        "flow_id": flow_id_int(src, dst, sport, dport, proto, flow.first_us),
-        "community_id": community_id(src, dst, proto, sport, dport, seed),
+        "flow_id": fid,
+        "community_id": cid,
         "event_type": event_type,
         "in_iface": iface or "",
         "host": host,
@@ -127,11 +218,124 @@ def flow_common(
         "src_port": sport,
         "dest_ip": dst,
         "dest_port": dport,
-        "proto": PROTO_NAMES.get(proto, str(proto)),
+        "proto": proto,
     }
-    return rec
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_str = json.encoder.encode_basestring  # the C escaper json itself uses: quoted, escaped text
+_float = float.__repr__  # what json writes for a finite float; TypeError for anything else
+
+_COMMON_KEYS = (
+    "timestamp",
+    "flow_id",
+    "community_id",
+    "event_type",
+    "in_iface",
+    "host",
+    "src_ip",
+    "src_port",
+    "dest_ip",
+    "dest_port",
+    "proto",
+)
+_FLOW_EVENT_KEYS = (*_COMMON_KEYS, "flow", "metadata")
+_ALERT_EVENT_KEYS = (*_COMMON_KEYS, "alert", "flow")
+_FLOW_KEYS = (
+    "pkts_toserver",
+    "pkts_toclient",
+    "bytes_toserver",
+    "bytes_toclient",
+    "start",
+    "end",
+    "age",
+    "reason",
+)
+_ALERT_KEYS = ("action", "gid", "signature_id", "rev", "signature", "category", "severity", "context")
+_CONTEXT_KEYS = {("score", "threshold", "model", "count"), ("score", "threshold", "model", "class", "count")}
+
+
+def _common(r: Mapping[str, Any]) -> str:
+    return (
+        f'{{"timestamp":{_str(r["timestamp"])},"flow_id":{r["flow_id"]},'
+        f'"community_id":{_str(r["community_id"])},"event_type":{_str(r["event_type"])},'
+        f'"in_iface":{_str(r["in_iface"])},"host":{_str(r["host"])},'
+        f'"src_ip":{_str(r["src_ip"])},"src_port":{r["src_port"]},'
+        f'"dest_ip":{_str(r["dest_ip"])},"dest_port":{r["dest_port"]},"proto":{_str(r["proto"])}'
+    )
+
+
+_LAST_FLOW: list[Any] = [None, ""]  # (flow object, its text): an alert and its flow event share one
+
+
+def _flow(f: Mapping[str, Any]) -> str:
+    if f is _LAST_FLOW[0]:
+        return str(_LAST_FLOW[1])
+    if tuple(f) != _FLOW_KEYS:
+        raise KeyError("flow")
+    text = (
+        f'{{"pkts_toserver":{f["pkts_toserver"]},"pkts_toclient":{f["pkts_toclient"]},'
+        f'"bytes_toserver":{f["bytes_toserver"]},"bytes_toclient":{f["bytes_toclient"]},'
+        f'"start":{_str(f["start"])},"end":{_str(f["end"])},"age":{f["age"]},"reason":{_str(f["reason"])}}}'
+    )
+    _LAST_FLOW[0], _LAST_FLOW[1] = f, text  # set only once the text is complete
+    return text
+
+
+def _flow_event(r: Mapping[str, Any]) -> str:
+    v, sc = r["metadata"]["flowvars"]
+    if len(r["metadata"]) != 1 or tuple(v) != ("key", "value") or tuple(sc) != ("key", "value"):
+        raise KeyError("metadata")
+    return (
+        f'{_common(r)},"flow":{_flow(r["flow"])},"metadata":{{"flowvars":['
+        f'{{"key":{_str(v["key"])},"value":{_str(v["value"])}}},'
+        f'{{"key":{_str(sc["key"])},"value":{_str(sc["value"])}}}]}}}}'
+    )
+
+
+def _alert_event(r: Mapping[str, Any]) -> str:
+    a = r["alert"]
+    if tuple(a) != _ALERT_KEYS:
+        raise KeyError("alert")
+    c = a["context"]
+    if tuple(c) in _CONTEXT_KEYS and tuple(c["model"]) == ("name", "version"):
+        m = c["model"]
+        cls = f',"class":{_str(c["class"])}' if "class" in c else ""
+        ctx = (
+            f'{{"score":{_float(c["score"])},"threshold":{_float(c["threshold"])},'
+            f'"model":{{"name":{_str(m["name"])},"version":{_str(m["version"])}}}{cls},"count":{c["count"]}}}'
+        )
+    else:  # summaries and anything else: the generic encoder for the open context
+        ctx = _ENCODER.encode(c)
+    return (
+        f'{_common(r)},"alert":{{"action":{_str(a["action"])},"gid":{a["gid"]},'
+        f'"signature_id":{a["signature_id"]},"rev":{a["rev"]},"signature":{_str(a["signature"])},'
+        f'"category":{_str(a["category"])},"severity":{a["severity"]},"context":{ctx}}},'
+        f'"flow":{_flow(r["flow"])}}}'
+    )
 
 
 def to_json(record: Mapping[str, Any]) -> str:
-    """One compact JSON line (no trailing newline), key order kept."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """One compact JSON line (no trailing newline), key order kept.
+
+    The agent's own flow and alert events (exactly the keys it writes) are formatted
+    by templates, about twice as fast as the generic encoder and byte-identical to it
+    (tests/agent/test_eve.py checks that on real replays; their integer fields are
+    ints, as the pipeline builds them with ``int()``); any other record, or one whose
+    nested keys differ, goes through ``json``.
+    """
+    if type(record) is dict:
+        keys = tuple(record)
+        try:
+            if keys == _FLOW_EVENT_KEYS:
+                return _flow_event(record)
+            if keys == _ALERT_EVENT_KEYS:
+                return _alert_event(record)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+    return _ENCODER.encode(record)
+
+
+def to_json_generic(record: Mapping[str, Any]) -> str:
+    """:func:`to_json` without the templates (the reference they must equal)."""
+    return _ENCODER.encode(record)

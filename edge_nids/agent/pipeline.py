@@ -15,6 +15,7 @@ flow raises at most one alert (the first classification above the threshold).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import socket
 import time
@@ -25,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
-from edge_nids.agent.config import AgentConfig
-from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
+from edge_nids.agent.config import AgentConfig, AlertsConfig
+from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
+from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
 from edge_nids.agent.stats import AgentStats
+from edge_nids.agent.suppress import Suppressor
 from edge_nids.flows.decode import Decoder
 from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.flows.table import FlowConfig, FlowTable
@@ -96,12 +99,16 @@ class Pipeline:
         self.decoder = Decoder()
         self.table = FlowTable(_flow_config(cfg, model.profile))
         self.aggregator = Aggregator(self._emit_alert, cfg.alerts.aggregate_window_s, cfg.alerts.max_groups)
+        self.suppress = Suppressor(cfg.alerts.suppress)
         self._pending: dict[int, tuple[Any, bool]] = {}  # id(flow) -> (flow, final)
         self._pending_since_us = 0
         # id(flow) -> (flow, packets at last check, next due µs, current wait µs)
         self._seen: dict[int, tuple[Any, int, int, int]] = {}
-        self._alerted: set[int] = set()
+        # id(flow) -> its EVE identity, for open flows that raised their alert already
+        self._alerted: dict[int, FlowIdent | None] = {}
         self.now_us = 0
+        #: set by capture workers' service side: counters come from the workers, not this table
+        self.external_counters: Callable[[AgentStats], None] | None = None
         self._next_tick_us = 0
         self._next_sweep_us = 0
         #: called with (flow, score, attack, final) for every classification (evaluation hook)
@@ -119,11 +126,14 @@ class Pipeline:
 
     def update(self, cfg: AgentConfig, model: Model) -> None:
         """Take a reloaded config and model (same flow profile) without losing open flows."""
+        if cfg.alerts.community_id_seed != self.cfg.alerts.community_id_seed:
+            self._alerted = dict.fromkeys(self._alerted)  # the community IDs change with the seed
         self.cfg = cfg
         self.model = model
         self.batch_size = self._batch_size(cfg, model)
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
+        self.suppress = Suppressor(cfg.alerts.suppress)
 
     # -- packets and time ---------------------------------------------------------------
 
@@ -160,6 +170,7 @@ class Pipeline:
         if self._pending and now - self._pending_since_us >= wait_us:
             self._classify()
         self.aggregator.tick(now)
+        self._flush_outputs()
         self._next_tick_us = now + min(wait_us, 100_000)
         if self._pending:
             self._next_tick_us = min(self._next_tick_us, self._pending_since_us + wait_us)
@@ -173,22 +184,35 @@ class Pipeline:
         if self._pending:
             self._classify()
         self.aggregator.flush()
+        self._flush_outputs()
         self._sync_counters()
 
     def finish_aggregation(self) -> None:
         """Write out merged alerts now (before the outputs change on reload)."""
         self.aggregator.flush()
+        self._flush_outputs()
         self._sync_counters()
+
+    def _flush_outputs(self) -> None:
+        """Hand the lines the sinks hold to their outputs (after a batch, at each tick)."""
+        for sink in (self.alerts, self.flows_out):
+            if sink is not None:
+                sink.flush()
 
     # -- internals ----------------------------------------------------------------------
 
     def _sync_counters(self) -> None:
         st = self.stats
+        if self.external_counters is not None:
+            st.alert_lines = self.aggregator.emitted_lines
+            self.external_counters(st)
+            return
         st.decoded = self.decoder.decoded
         st.malformed = dict(self.decoder.counts)
         st.evicted = self.table.evicted
         st.dropped_single = self.table.dropped_single
         st.alert_lines = self.aggregator.emitted_lines
+        st.open_flows = len(self.table)
 
     def _ended(self, flows: Iterable[Any]) -> None:
         for f in flows:
@@ -265,30 +289,76 @@ class Pipeline:
             classes = [None] * len(items)
         self.stats.add_latency((time.perf_counter_ns() - t0) / 1000.0, len(items))
         thr = model.threshold
+        stats = self.stats
+        alerted = self._alerted
+        flows_out = self.flows_out
+        seed = self.cfg.alerts.community_id_seed
         for (f, final), score, cls in zip(items, scores, classes, strict=True):
             key = id(f)
             s = float(score)
             attack = s >= thr
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
+            # the identity fields (flow_id, community_id, addresses) are computed once per flow
+            ident = alerted.get(key)
+            sec = None  # the flow event's flow object: an ended flow's alert shares it
             if final:
-                self.stats.flows += 1
+                stats.flows += 1
                 self._seen.pop(key, None)
-                if self.flows_out is not None:
-                    self.flows_out.emit(self._flow_event(f, s, attack, cls))
+                if flows_out is not None:
+                    ident = ident or flow_ident(f, seed)
+                    ev = self._flow_event(f, s, attack, cls, ident)
+                    sec = ev["flow"]
+                    flows_out.emit(ev)
             else:
-                self.stats.flows_active_classified += 1
-            if attack and key not in self._alerted:
-                self.stats.alerts += 1
-                self.aggregator.add(self._alert(f, s, final, cls), f.last_us)
+                stats.flows_active_classified += 1
+            if attack and key not in alerted:
+                stats.alerts += 1
+                ident = ident or flow_ident(f, seed)
+                if self.suppress:
+                    rec = self._alert(f, s, final, cls, ident, sec=sec)
+                    if self.suppress.matches(rec):
+                        stats.suppressed += 1  # not written; the flow event above keeps its verdict
+                    else:
+                        self.aggregator.add(rec, f.last_us)
+                elif final:
+                    # an ended flow no longer changes: build its record only if it is written
+                    gkey = (ident[2], ident[4], self.cfg.alerts.signature_id)
+                    a_cfg = self.cfg.alerts
+                    build = functools.partial(self._alert, f, s, True, cls, ident, a_cfg, model, sec)
+                    self.aggregator.add(build, f.last_us, gkey)
+                else:
+                    self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
                 if not final:
-                    self._alerted.add(key)
+                    alerted[key] = ident
             if final:
-                self._alerted.discard(key)
+                alerted.pop(key, None)
+        self._flush_outputs()
 
-    def _alert(self, f: Any, score: float, final: bool, cls: str | None = None) -> dict[str, Any]:
-        a = self.cfg.alerts
-        rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed)
+    def _alert(
+        self,
+        f: Any,
+        score: float,
+        final: bool,
+        cls: str | None = None,
+        ident: FlowIdent | None = None,
+        a: AlertsConfig | None = None,
+        model: Model | None = None,
+        sec: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The alert record; ``a`` and ``model``: the config and model in force when it was
+        raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already."""
+        a = a or self.cfg.alerts
+        model = model or self.model
+        rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
+        # our own fields go in alert.context, which Suricata's schema leaves open
+        ctx: dict[str, Any] = {
+            "score": round(score, 6),
+            "threshold": round(model.threshold, 6),
+            "model": {"name": model.name, "version": model.version},
+        }
+        if cls is not None:
+            ctx["class"] = cls
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,
@@ -297,20 +367,28 @@ class Pipeline:
             "signature": a.signature,
             "category": a.category,
             "severity": a.severity,
-            "score": round(score, 6),
-            "threshold": round(self.model.threshold, 6),
-            "model": {"name": self.model.name, "version": self.model.version},
+            "context": ctx,
         }
-        if cls is not None:
-            rec["alert"]["class"] = cls
-        rec["flow"] = flow_section(f, None if final else "open")
+        if sec is None or not final:
+            sec = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
+        rec["flow"] = sec
         return rec
 
-    def _flow_event(self, f: Any, score: float, attack: bool, cls: str | None = None) -> dict[str, Any]:
-        rec = flow_common(f, "flow", f.last_us, self.iface, self.host, self.cfg.alerts.community_id_seed)
-        rec["flow"] = flow_section(f)
-        rec["verdict"] = cls if cls is not None else ("attack" if attack else "benign")
-        rec["score"] = round(score, 6)
+    def _flow_event(
+        self, f: Any, score: float, attack: bool, cls: str | None = None, ident: FlowIdent | None = None
+    ) -> dict[str, Any]:
+        seed = self.cfg.alerts.community_id_seed
+        rec = flow_common(f, "flow", f.last_us, self.iface, self.host, seed, ident)
+        rec["flow"] = flow_section(f, None, rec["timestamp"])  # the record's time is the flow's end
+        # Suricata's schema has no place for a score or a text verdict in a flow event
+        # (its ``verdict`` is the IPS verdict object): they go in the per-flow variables
+        verdict = cls if cls is not None else ("attack" if attack else "benign")
+        rec["metadata"] = {
+            "flowvars": [
+                {"key": VERDICT_VAR, "value": verdict},
+                {"key": SCORE_VAR, "value": repr(round(score, 6))},
+            ]
+        }
         return rec
 
     def _emit_alert(self, rec: Any) -> None:
@@ -318,13 +396,16 @@ class Pipeline:
             self.alerts.emit(rec)
 
     def stats_event(self) -> dict[str, Any]:
-        """An EVE ``stats`` event with the current counters."""
+        """An EVE ``stats`` event: Suricata's counter names in ``stats``, ours in
+        ``metadata.flowints.edge_nids`` (the schema closes ``stats``)."""
+        suricata, own = self.stats.eve()
         return {
             "timestamp": eve_timestamp(self.now_us or time.time_ns() // 1000),
             "event_type": "stats",
             "in_iface": self.iface or "",
             "host": self.host,
-            "stats": self.stats.snapshot(),
+            "stats": suricata,
+            "metadata": {"flowints": {OWN_STATS_KEY: own}},
         }
 
 

@@ -335,7 +335,14 @@ class Service:
             if cfg.capture.pcap:
                 self._run_pcap(cfg.capture.pcap, cfg.capture.realtime, replay_filter)
             else:
-                self._run_live(cfg.capture.iface or "", bpf)
+                from edge_nids.agent.workers import run_live_workers, worker_count
+
+                workers, how = worker_count(cfg.capture.workers)
+                log.info("capture workers: %d (%s)", workers, how)
+                if workers > 1:
+                    run_live_workers(self, cfg.capture.iface or "", bpf, workers)
+                else:
+                    self._run_live(cfg.capture.iface or "", bpf)
             self.notifier.stopping()
             self.pipeline.finish()
             self._emit_stats(final=True)

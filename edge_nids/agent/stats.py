@@ -9,7 +9,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["AgentStats", "PrometheusServer", "percentile"]
+__all__ = ["SURICATA_COUNTERS", "AgentStats", "PrometheusServer", "percentile"]
+
+#: Counters that Suricata's EVE ``stats`` names: ours -> (section, Suricata's name).
+SURICATA_COUNTERS: dict[str, tuple[str, str]] = {
+    "packets": ("decoder", "pkts"),
+    "bytes": ("decoder", "bytes"),
+    "kernel_drops": ("capture", "kernel_drops"),
+    "capture_errors": ("capture", "errors"),
+    "open_flows": ("flow", "active"),
+    "alerts": ("detect", "alert"),
+    "suppressed": ("detect", "alerts_suppressed"),
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -31,7 +42,8 @@ class AgentStats:
     decoded: int = 0  #: frames that became IP packets
     flows: int = 0  #: flows ended and classified
     flows_active_classified: int = 0  #: classifications of still-open flows
-    alerts: int = 0  #: alerts raised (before aggregation)
+    alerts: int = 0  #: alerts raised (before suppression and aggregation)
+    suppressed: int = 0  #: alerts alerts.suppress silenced (not written)
     alert_lines: int = 0  #: alert lines written (after aggregation)
     batches: int = 0  #: classifier calls
     kernel_drops: int = 0  #: packets the kernel dropped (PACKET_STATISTICS)
@@ -39,6 +51,7 @@ class AgentStats:
     dropped_single: int = 0  #: one-packet flows the cicids2017 profile drops (as CICFlowMeter did)
     sink_errors: int = 0
     capture_errors: int = 0  #: interface down / open failures
+    open_flows: int = 0  #: flows in the flow table now (a gauge)
     malformed: dict[str, int] = field(default_factory=dict)  #: decoder counts by reason
     window: int = 4096
     _lat_batch: deque[float] = field(default_factory=deque)
@@ -63,6 +76,7 @@ class AgentStats:
             "flows": self.flows,
             "flows_active_classified": self.flows_active_classified,
             "alerts": self.alerts,
+            "suppressed": self.suppressed,
             "alert_lines": self.alert_lines,
             "batches": self.batches,
             "kernel_drops": self.kernel_drops,
@@ -70,12 +84,27 @@ class AgentStats:
             "dropped_single": self.dropped_single,
             "sink_errors": self.sink_errors,
             "capture_errors": self.capture_errors,
+            "open_flows": self.open_flows,
             "malformed": dict(sorted(self.malformed.items())),
             "classify_batch_us_p50": round(percentile(lb, 50), 1),
             "classify_batch_us_p99": round(percentile(lb, 99), 1),
             "classify_flow_us_p50": round(percentile(lf, 50), 1),
             "classify_flow_us_p99": round(percentile(lf, 99), 1),
         }
+
+    def eve(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(Suricata-named ``stats`` sections, our other counters) for an EVE stats event.
+
+        ``decoder.invalid`` is the malformed frames (non-IP frames are not invalid).
+        """
+        s = self.snapshot()
+        suricata: dict[str, dict[str, Any]] = {}
+        for name, (section, key) in SURICATA_COUNTERS.items():
+            suricata.setdefault(section, {})[key] = s[name]
+        mal = s["malformed"]
+        suricata["decoder"]["invalid"] = sum(mal.values()) - mal.get("non_ip", 0)
+        own = {k: v for k, v in s.items() if k not in SURICATA_COUNTERS}
+        return suricata, own
 
     def log_line(self) -> str:
         """One human-readable line for the log."""
@@ -85,7 +114,8 @@ class AgentStats:
         mal = sum(s["malformed"].values()) - non_ip
         return (
             f"packets={s['packets']} bytes={s['bytes']} filtered={s['filtered']} flows={s['flows']} "
-            f"alerts={s['alerts']} alert_lines={s['alert_lines']} malformed={mal} non_ip={non_ip} "
+            f"alerts={s['alerts']} suppressed={s['suppressed']} alert_lines={s['alert_lines']} "
+            f"malformed={mal} non_ip={non_ip} "
             f"kernel_drops={s['kernel_drops']} "
             f"evicted={s['evicted']} dropped_single={s['dropped_single']} sink_errors={s['sink_errors']} "
             f"classify_us p50={s['classify_batch_us_p50']} "
@@ -108,6 +138,7 @@ class AgentStats:
             "flows",
             "flows_active_classified",
             "alerts",
+            "suppressed",
             "alert_lines",
             "batches",
             "kernel_drops",
@@ -117,6 +148,7 @@ class AgentStats:
             "capture_errors",
         ):
             lines += [f"# TYPE edge_nids_{name}_total counter", f"edge_nids_{name}_total {s[name]}"]
+        lines += ["# TYPE edge_nids_open_flows gauge", f"edge_nids_open_flows {s['open_flows']}"]
         lines.append("# TYPE edge_nids_malformed_total counter")
         for reason, n in s["malformed"].items():
             lines.append(f'edge_nids_malformed_total{{reason="{reason}"}} {n}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_nids.agent.aggregate import Aggregator
+from edge_nids.agent.records import alert_aggregate, alert_count
 
 S = 1_000_000
 
@@ -21,9 +22,9 @@ def test_flood_of_100k_alerts_gives_a_handful_of_lines_and_loses_none() -> None:
         agg.add(_alert("198.51.100.7", n=i), i * 1500)
     agg.flush()
     assert len(out) == 4  # first alert, summaries for [0,60), [60,120), and the rest at flush
-    assert out[0]["count"] == 1 and out[0]["n"] == 0 and "aggregate" not in out[0]
-    assert sum(r["count"] for r in out) == 100_000
-    assert out[1]["aggregate"]["window_s"] == 60.0
+    assert alert_count(out[0]) == 1 and out[0]["n"] == 0 and alert_aggregate(out[0]) is None
+    assert sum(alert_count(r) for r in out) == 100_000
+    assert alert_aggregate(out[1])["window_s"] == 60.0
     assert out[-1]["n"] == 99_999  # summaries carry the latest alert's fields
     assert agg.received == 100_000 and agg.emitted_lines == 4
 
@@ -35,9 +36,9 @@ def test_groups_are_per_src_dest_signature() -> None:
         for sid in (1, 2):
             agg.add(_alert(src, sid=sid), 0)
             agg.add(_alert(src, sid=sid), 1)
-    assert [r["count"] for r in out] == [1, 1, 1, 1]
+    assert [alert_count(r) for r in out] == [1, 1, 1, 1]
     agg.flush()
-    assert len(out) == 8 and sum(r["count"] for r in out) == 8
+    assert len(out) == 8 and sum(alert_count(r) for r in out) == 8
 
 
 def test_quiet_group_is_forgotten_after_its_window() -> None:
@@ -47,7 +48,7 @@ def test_quiet_group_is_forgotten_after_its_window() -> None:
     agg.tick(11 * S)
     assert len(agg) == 0
     agg.add(_alert("198.51.100.1"), 12 * S)  # a new first alert, written at once
-    assert [r["count"] for r in out] == [1, 1]
+    assert [alert_count(r) for r in out] == [1, 1]
 
 
 def test_window_zero_passes_everything_and_bound_flushes_oldest() -> None:
@@ -63,6 +64,29 @@ def test_window_zero_passes_everything_and_bound_flushes_oldest() -> None:
         agg.add(_alert(src), 1)
     assert len(agg) == 2
     # group "a" was pushed out with its summary: still nothing lost
-    assert sum(r["count"] for r in out) == 4
+    assert sum(alert_count(r) for r in out) == 4
     agg.flush()
-    assert sum(r["count"] for r in out) == 6
+    assert sum(alert_count(r) for r in out) == 6
+
+
+def test_lazy_alerts_are_built_only_when_written() -> None:
+    """A flood's merged alerts are never built: one build per written line, same output."""
+    built: list[int] = []
+
+    def lazy(i: int) -> Any:
+        def build() -> dict[str, Any]:
+            built.append(i)
+            return _alert("198.51.100.7", n=i)
+
+        return build
+
+    eager: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    a, b = Aggregator(eager.append, window_s=60), Aggregator(out.append, window_s=60)
+    for i in range(10_000):
+        a.add(_alert("198.51.100.7", n=i), i * 15_000)
+        b.add(lazy(i), i * 15_000, ("198.51.100.7", "192.0.2.1", 9000001))
+    a.flush()
+    b.flush()
+    assert out == eager and len(out) == 4
+    assert built == [r["n"] for r in out]  # the first alert and each summary's latest one

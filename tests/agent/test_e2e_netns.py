@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_nids.agent.records import alert_count, flow_verdict, stats_counters
+
 from .helpers import NotifySocket, agent_cmd
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -184,7 +186,7 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
     stats = [
         x for x in (json.loads(y) for y in alerts.read_text().splitlines()) if x["event_type"] == "stats"
     ]
-    dropped = stats[-1]["stats"]["dropped_single"]
+    dropped = stats_counters(stats[-1])["dropped_single"]
     # the cicids2017 profile drops one-packet flows (the trailing packet after a FIN, at most one
     # per connection), and counts them; everything else is in the flow events, per connection
     assert sum(seen.values()) == sum(got.values()) + dropped
@@ -197,7 +199,7 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
     scan_flows = [e for e in events if e["src_port"] == 55555 and 1 <= e["dest_port"] <= SCAN_PORTS]
     assert len(scan_flows) == SCAN_PORTS
     assert all(e["flow"]["pkts_toserver"] == 1 and e["flow"]["pkts_toclient"] == 1 for e in scan_flows)
-    flagged = [e for e in scan_flows if e["verdict"] == "attack"]
+    flagged = [e for e in scan_flows if flow_verdict(e) == "attack"]
     assert len(flagged) >= 0.9 * SCAN_PORTS
     lines = [json.loads(x) for x in alerts.read_text().splitlines()]
     alert_lines = [x for x in lines if x["event_type"] == "alert"]
@@ -206,15 +208,15 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
     # rest (the HTTP flows share the key: whatever the model flags of them is counted there too)
     pair_alerts = [a for a in alert_lines if (a["src_ip"], a["dest_ip"]) == (CLIENT, SERVER)]
     pair_flagged = [
-        e for e in events if (e["src_ip"], e["dest_ip"]) == (CLIENT, SERVER) and e["verdict"] == "attack"
+        e for e in events if (e["src_ip"], e["dest_ip"]) == (CLIENT, SERVER) and flow_verdict(e) == "attack"
     ]
-    assert len(pair_alerts) == 2 and pair_alerts[0]["count"] == 1
-    assert sum(a["count"] for a in pair_alerts) == len(pair_flagged) >= len(flagged)
+    assert len(pair_alerts) == 2 and alert_count(pair_alerts[0]) == 1
+    assert sum(alert_count(a) for a in pair_alerts) == len(pair_flagged) >= len(flagged)
     # aggregation loses nothing overall either
-    assert sum(a["count"] for a in alert_lines) == stats[-1]["stats"]["alerts"]
+    assert sum(alert_count(a) for a in alert_lines) == stats_counters(stats[-1])["alerts"]
     assert all(a["in_iface"] == iface and a["dest_ip"] in (CLIENT, SERVER) for a in alert_lines)
-    assert stats[-1]["stats"]["packets"] >= sum(seen.values()) + 2 * SCAN_PORTS
-    assert stats[-1]["stats"]["kernel_drops"] == 0
+    assert stats_counters(stats[-1])["packets"] >= sum(seen.values()) + 2 * SCAN_PORTS
+    assert stats_counters(stats[-1])["kernel_drops"] == 0
 
 
 def _start_waiting_agent(

@@ -49,3 +49,90 @@ def test_flow_id_is_positive_int64_and_depends_on_start() -> None:
     b = flow_id_int("10.0.0.1", "10.0.0.2", 1000, 80, 6, 2)
     assert 0 < a < 2**63 and 0 < b < 2**63 and a != b
     assert a == flow_id_int("10.0.0.1", "10.0.0.2", 1000, 80, 6, 1)
+
+
+def test_timestamps_across_second_boundaries_and_cache_resets() -> None:
+    """The cached per-second prefix never leaks into another second (µs carried over)."""
+    import datetime as dt
+
+    from edge_nids.agent import eve
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    eve._TS_PREFIX.clear()
+    for ts in [1_499_348_412_999_999, 1_499_348_413_000_000, 1_499_348_412_000_001, -1, 0, 2**41 + 7]:
+        want = (epoch + dt.timedelta(microseconds=ts)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+0000"
+        assert eve_timestamp(ts) == want
+    for sec in range(eve._TS_PREFIX_MAX + 10):  # more seconds than the cache holds
+        eve_timestamp(sec * 1_000_000 + 5)
+    assert len(eve._TS_PREFIX) <= eve._TS_PREFIX_MAX
+    assert eve_timestamp(12_000_005) == "1970-01-01T00:00:12.000005+0000"
+
+
+def test_packed_community_id_equals_the_text_one_for_real_flows(tmp_path) -> None:
+    """On every flow of the scenario captures (TCP, UDP; both orders) and IPv6/ICMP tuples."""
+    import socket
+
+    from edge_nids.agent.eve import community_id_packed
+    from edge_nids.flows.decode import Decoder
+    from edge_nids.flows.pcap import open_capture
+    from edge_nids.flows.table import FlowConfig, FlowTable
+
+    from .scenarios import write_scenarios
+
+    flows = []
+    for pcap in write_scenarios(tmp_path):
+        dec, table = Decoder(), FlowTable(FlowConfig(profile="corrected"))
+        with open_capture(pcap) as cap:
+            for ts, lt, frame, wire in cap:
+                pkt = dec.decode(lt, frame, ts, wire)
+                if pkt is not None:
+                    flows += table.add(pkt)
+        flows += table.flush()
+    assert len(flows) > 200
+    for f in flows:
+        assert community_id_packed(f.src, f.dst, f.proto, f.sport, f.dport) == community_id(
+            f.src_ip, f.dst_ip, f.proto, f.sport, f.dport
+        )
+    for src, dst, proto, sp, dp in [(V6A, V6B, 58, 128, 0), (V6B, V6A, 58, 129, 0), ("::1", "::1", 6, 9, 8)]:
+        packed = (socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+        assert community_id_packed(*packed, proto, sp, dp) == community_id(src, dst, proto, sp, dp)
+
+
+def test_templated_json_is_byte_identical_to_the_generic_encoder(tmp_path, agent_bundle) -> None:
+    """Every line of real replays (demo capture, scenarios; alerts, summaries, flows, stats)
+    re-encodes to itself both ways, and most lines took the template path."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edge_nids.agent import eve
+
+    from .scenarios import write_scenarios
+
+    demo = Path(__file__).resolve().parents[2] / "lab" / "captures" / "demo.pcap"
+    pcaps = [*([demo] if demo.is_file() else []), *write_scenarios(tmp_path)]
+    templated = total = 0
+    for pcap in pcaps:
+        out = tmp_path / f"{pcap.stem}.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "edge_nids.cli",
+            "run",
+            "--pcap",
+            str(pcap),
+            "--model",
+            str(agent_bundle),
+        ]
+        cmd += ["--alerts", str(out), "--flows", str(out), "--stats-eve", "--stats-interval", "0"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        for line in out.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            rec["host"] = 'sensor "ü"'  # a name that needs escaping, in its place
+            want = eve.to_json_generic(rec)
+            assert eve.to_json(rec) == want
+            assert json.loads(want) == rec
+            total += 1
+            templated += tuple(rec) in (eve._FLOW_EVENT_KEYS, eve._ALERT_EVENT_KEYS)
+    assert total > 3000 and templated > 0.9 * total

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge_nids.agent.config import from_dict
+from edge_nids.agent.records import flow_verdict
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.pcap import open_capture
 
@@ -26,6 +27,9 @@ class _Recorder:
 
     def emit(self, record: dict[str, Any]) -> None:
         self.records.append(record)
+
+    def flush(self) -> None:
+        pass
 
     def reopen(self) -> None:
         pass
@@ -80,7 +84,7 @@ def test_each_flow_gets_one_verdict_and_at_most_one_alert(tmp_path: Path, agent_
     pipe, alerts, flows, _ = _run(pcap, agent_bundle, {"alerts": {"aggregate_window_s": 0}})
     ids = [f["flow_id"] for f in flows.records]
     assert len(ids) == len(set(ids)) == 150 == pipe.stats.flows
-    flagged = {f["flow_id"] for f in flows.records if f["verdict"] == "attack"}
+    flagged = {f["flow_id"] for f in flows.records if flow_verdict(f) == "attack"}
     alerted = [a["flow_id"] for a in alerts.records]
     assert len(alerted) == len(set(alerted)) == len(flagged) == pipe.stats.alerts
     assert set(alerted) == flagged

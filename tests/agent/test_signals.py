@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_nids.agent.records import alert_count, stats_counters
+
 from .helpers import NotifySocket, agent_cmd
 from .pcapgen import ACK, FIN, PSH, SYN, ipv4_tcp, write_pcap
 
@@ -90,7 +92,7 @@ def test_sigterm_flushes_every_open_flow(tmp_path: Path, agent_bundle: Path) -> 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "STOPPING=1" in notify.wait_for("STOPPING=1", timeout=1)
-    stats = [e for e in _events(alerts) if e["event_type"] == "stats"][-1]["stats"]
+    stats = stats_counters([e for e in _events(alerts) if e["event_type"] == "stats"][-1])
     ev = _events(flows)
     # the replay was stopped part-way: some packets were read, not all 1500
     assert 0 < stats["decoded"] < 1500
@@ -100,7 +102,7 @@ def test_sigterm_flushes_every_open_flow(tmp_path: Path, agent_bundle: Path) -> 
     assert in_flows + stats["dropped_single"] == stats["decoded"]
     assert stats["flows"] == len(ev) and any(e["flow"]["reason"] == "end-of-input" for e in ev)
     alert_lines = [e for e in _events(alerts) if e["event_type"] == "alert"]
-    assert sum(a["count"] for a in alert_lines) == len(ev) == stats["alerts"]  # threshold 0: all
+    assert sum(alert_count(a) for a in alert_lines) == len(ev) == stats["alerts"]  # threshold 0: all
     assert "final stats" in err
 
 

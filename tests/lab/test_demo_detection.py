@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_nids.agent.records import alert_aggregate, flow_verdict
 from edge_nids.cli import main as cli_main
 from lab.labels import LabelRow, read_labels
 
@@ -51,7 +52,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[d
 
 def _alert_span(alert: dict) -> tuple[float, float]:
     """Capture-time span an alert line reports: its aggregation window, or its one flow."""
-    agg = alert.get("aggregate")
+    agg = alert_aggregate(alert)
     if agg:
         return _epoch(agg["first"]), _epoch(agg["last"])
     return _epoch(alert["flow"]["start"]), _epoch(alert["timestamp"])
@@ -81,7 +82,7 @@ def test_benign_flows_stay_below_the_stated_false_positive_rate(replay) -> None:
     _, flows, rows = replay
     benign = [f for f in flows if _label_of(f, rows) == "BENIGN"]
     assert len(benign) > 300  # the demo holds ~600 benign flows; fewer means the replay lost some
-    flagged = sum(f["verdict"] == "attack" for f in benign)
+    flagged = sum(flow_verdict(f) == "attack" for f in benign)
     assert flagged / len(benign) <= MAX_BENIGN_FPR, f"{flagged}/{len(benign)} benign flows flagged"
 
 
@@ -89,5 +90,5 @@ def test_most_attack_flows_are_flagged(replay) -> None:
     _, flows, rows = replay
     attack = [f for f in flows if _label_of(f, rows) != "BENIGN"]
     assert attack, "no flow matched a label window"
-    flagged = sum(f["verdict"] == "attack" for f in attack)
+    flagged = sum(flow_verdict(f) == "attack" for f in attack)
     assert flagged / len(attack) >= 0.5, f"only {flagged}/{len(attack)} attack flows flagged"

@@ -1,0 +1,124 @@
+"""Agent CPU per packet: `edge-nids run --pcap --flows --alerts` against `extract --profile corrected`.
+
+Both run as child processes on the same capture, one after the other; CPU time is the
+child's user + system time (``wait4``), the best of ``--repeat`` runs. Each tool's
+startup CPU (imports, model load, exit) is measured on a one-packet capture and
+subtracted, so µs/packet is the work per packet; the ratio is run / extract (the
+target of issue 13 is ≤ 1.5×). Prints a markdown table.
+
+Usage: ``python bench/bench_agent_cpu.py [--packets N] [--repeat K] [--model BUNDLE] [PCAP ...]``
+(default: the SYN flood, port scan, HTTP flood and long benign flows of
+bench/make_bench_captures.py, the lab's demo capture and a real benign capture from
+../shared/datasets when it is there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parent.parent
+BENIGN = "pcaps/benign_public/ndpi_gnutella.pcap"  # the real benign capture with most flows
+
+
+def cpu_s(cmd: list[str]) -> float:
+    """User + system CPU seconds of one child process; raises if it fails."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()}")
+        return usage.ru_utime + usage.ru_stime
+
+
+def packets(pcap: Path) -> int:
+    """Frames in a capture."""
+    from edge_nids.flows.pcap import open_capture
+
+    with open_capture(pcap) as cap:
+        return sum(1 for _ in cap)
+
+
+def one_packet_pcap(src: Path, dst: Path) -> Path:
+    """A capture holding the first frame of ``src`` (to time startup alone)."""
+    from edge_nids.flows.pcap import open_capture
+
+    with open_capture(src) as cap:
+        ts, lt, frame, wire = next(iter(cap))
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, lt))
+        f.write(struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(frame), wire))
+        f.write(frame)
+    return dst
+
+
+def default_pcaps(out: Path, n: int) -> list[Path]:
+    """Synthetic floods and scan, the lab demo capture, a real benign capture (those present)."""
+    gen = [sys.executable, str(REPO / "bench" / "make_bench_captures.py"), str(out), "--packets", str(n)]
+    made = [Path(x) for x in subprocess.run(gen, check=True, capture_output=True, text=True).stdout.split()]
+    pcaps = list(made)  # syn_flood, port_scan, http_flood, long_flows (benign bulk transfer)
+    demo = REPO / "lab" / "captures" / "demo.pcap"
+    data = Path(os.environ.get("EDGE_NIDS_DATA", REPO.parent / "shared" / "datasets"))
+    pcaps += [p for p in (demo, data / BENIGN) if p.is_file()]
+    return pcaps
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pcaps", nargs="*", type=Path)
+    ap.add_argument("--packets", type=int, default=100_000, help="packets per synthetic capture")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement (the least CPU is kept)")
+    ap.add_argument("--model", help="model bundle (default: the shipped one)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    pcaps = list(a.pcaps) or default_pcaps(a.out / "captures", a.packets)
+    exe = [sys.executable, "-m", "edge_nids.cli"]
+    model = ["--model", a.model] if a.model else []
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cpu_", dir=a.out))
+
+    def extract(p: Path) -> list[str]:
+        return [*exe, "extract", "--profile", "corrected", "-q", "-o", str(tmp / "extract.csv"), str(p)]
+
+    def run(p: Path) -> list[str]:
+        for name in ("flows.json", "alerts.json"):
+            (tmp / name).unlink(missing_ok=True)
+        outs = ["--flows", str(tmp / "flows.json"), "--alerts", str(tmp / "alerts.json")]
+        return [*exe, "run", "--pcap", str(p), *model, *outs, "--stats-interval", "0"]
+
+    def best(make: object, p: Path) -> float:
+        return min(cpu_s(make(p)) for _ in range(a.repeat))  # type: ignore[operator]
+
+    one = one_packet_pcap(pcaps[0], tmp / "one_packet.pcap")
+    start_x, start_r = best(extract, one), best(run, one)
+    py = sys.version.split()[0]
+    print(f"python {py}, {os.cpu_count()} CPUs, {os.uname().machine}, best of {a.repeat}")
+    print(f"startup CPU (one-packet capture): extract {start_x:.2f} s, run {start_r:.2f} s (subtracted)")
+    print()
+    print(
+        "| capture | packets | flows | extract CPU s | run CPU s "
+        "| extract µs/pkt | run µs/pkt | run / extract |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for p in pcaps:
+        n = packets(p)
+        cx, cr = best(extract, p), best(run, p)
+        flows = sum(1 for _ in open(tmp / "flows.json", encoding="utf-8"))
+        ux = max(cx - start_x, 1e-6) / n * 1e6
+        ur = max(cr - start_r, 1e-6) / n * 1e6
+        print(
+            f"| {p.name} | {n:,} | {flows:,} | {cx:.2f} | {cr:.2f} | {ux:.2f} | {ur:.2f} | {ur / ux:.2f}× |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
