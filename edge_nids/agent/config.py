@@ -72,7 +72,7 @@ class FlowsConfig:
     active_timeout_s: float | None = None  #: a flow longer than this is cut, s; null = profile default
     max_flows: int = 100_000  #: most flows kept open at once (LRU eviction beyond)
     memory_budget_mb: int = 64  #: flow-table memory budget, MiB (lowers max_flows if needed)
-    classify_active_s: float = 1.0  #: classify open flows again after this much capture time, s
+    classify_active_s: float = 0.5  #: classify open flows again after this much capture time, s
     classify_active_packets: int = 200  #: ... or after this many new packets
 
 

@@ -60,8 +60,9 @@ DEFAULT_IDLE_TIMEOUT_S = 60.0
 #: How long after a TCP close trailing packets are absorbed, µs (netflower 1.1.0 measured
 #: 99.7 % of them within 1 s of the close in benign IoT captures).
 REMNANT_US = 1_000_000
-#: Closed and timed-out connections remembered for remnants and continuations (each).
-_MEMORY_KEYS = 65_536
+#: Closed and timed-out connections remembered for remnants and continuations (each); about
+#: 280 bytes an entry, so at most ~4.5 MB each under a flood of short connections.
+_MEMORY_KEYS = 16_384
 
 
 def service_side(sport: int, dport: int) -> bool:
@@ -224,7 +225,14 @@ class FlowTable:
         elif key is not None:
             if reason in ("fin", "rst"):
                 if flow.proto == TCP:
-                    _remember(self._closed, key, flow.last_us)
+                    closed = self._closed
+                    # only the last second matters: drop older closes first (insertion = time order)
+                    while closed:
+                        old_key, t = next(iter(closed.items()))
+                        if flow.last_us - t <= REMNANT_US:
+                            break
+                        del closed[old_key]
+                    _remember(closed, key, flow.last_us)
             elif reason in ("idle", "active"):
                 _remember(self._resume, key, (flow.src, flow.dst, flow.sport, flow.dport))
         flow.end_reason = reason

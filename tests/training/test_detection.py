@@ -53,8 +53,8 @@ def test_inputs_are_schema_columns_without_ports_or_stack_fingerprints() -> None
 def test_pick_threshold_is_the_lowest_that_keeps_the_benign_share() -> None:
     benign = np.array([0.1] * 990 + [0.55] * 5 + [0.75] * 5)
     assert pick_threshold(benign, 0.01) == 0.5  # 10 of 1000 at 0.5: 1 %
-    assert pick_threshold(benign, 0.005) == 0.56  # 5 of 1000 from 0.56 on
-    assert pick_threshold(np.array([0.999]), 0.0) == 0.99
+    assert pick_threshold(benign, 0.005) == 141 / 256  # 5 of 1000 from the step above 0.55 on
+    assert pick_threshold(np.array([0.999]), 0.0) == 255 / 256
 
 
 def test_folds_hold_each_capture_once_and_spread_attack_types(tmp_path: Path) -> None:
