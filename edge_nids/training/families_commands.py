@@ -16,19 +16,34 @@ __all__ = ["register"]
 
 
 def _families(args: argparse.Namespace) -> int:
-    from edge_nids.training.datasets import DataError
+    from edge_nids.agent.config import ConfigError, load_config, with_overrides
+    from edge_nids.agent.service import AgentError, load_model
+    from edge_nids.training.datasets import DataError, data_root
     from edge_nids.training.families import run_families
 
     command = "edge-nids families " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    datasets = Path(args.datasets) if args.datasets else data_root()
+    if datasets is None:
+        print(
+            "edge-nids families: no shared datasets (give --datasets or set EDGE_NIDS_DATA)", file=sys.stderr
+        )
+        return 2
     try:
+        overrides = {"model.path": args.model} if args.model else {}
+        cfg = with_overrides(load_config(args.config), overrides)
+        model = load_model(cfg)
         reports = run_families(
-            Path(args.corpus),
-            Path(args.lab_test) if args.lab_test else None,
+            datasets,
+            [Path(r) for r in args.lab_runs],
+            Path(args.lab_test),
+            Path(args.cache),
+            model,
+            cfg,
             Path(args.out) if args.out else None,
             Path(args.write) if args.write else None,
             command.strip(),
         )
-    except (DataError, ValueError, OSError) as exc:
+    except (ConfigError, AgentError, DataError, ValueError, OSError) as exc:
         print(f"edge-nids families: {exc}", file=sys.stderr)
         return 2
     for r in reports:
@@ -60,17 +75,22 @@ def register(subparsers: Any) -> None:
     """Add ``edge-nids families`` and ``edge-nids references`` to the command line."""
     p = subparsers.add_parser(
         "families",
-        help="fit the attack-family stage on a flow corpus, measure it, export its JSON",
+        help="fit the attack-family stage on lab runs and public attacks, measure it, export its JSON",
         description=(
-            "Fit the attack-family trees on the lab training runs and the public attack captures of "
-            "a corpus (edge_nids.training.corpus layout), measure per-family precision/recall on the "
-            "lab test run and on each public capture held out, write the model JSON and a docs page."
+            "Replay the lab runs and the public attack captures through the agent pipeline, fit the "
+            "attack-family trees on every classification of the training runs and public captures, "
+            "measure per-family precision/recall on the lab test run and on each public capture held "
+            "out, write the model JSON and a docs page."
         ),
     )
     p.add_argument(
-        "--corpus", required=True, metavar="DIR", help="corpus folder (lab/train*/, attacks_public/)"
+        "--lab-runs", nargs="+", required=True, metavar="DIR", help="lab training runs (lab/out/<run>)"
     )
-    p.add_argument("--lab-test", metavar="DIR", help="the lab test run's flow CSVs (default CORPUS/lab/test)")
+    p.add_argument("--lab-test", required=True, metavar="DIR", help="the lab test run (never trained on)")
+    p.add_argument("--datasets", metavar="DIR", help="shared datasets (default: $EDGE_NIDS_DATA)")
+    p.add_argument("--cache", default="runs/families", metavar="DIR", help="snapshot cache (runs/families)")
+    p.add_argument("--model", metavar="BUNDLE", help="bundle the snapshots are taken with (default: shipped)")
+    p.add_argument("--config", metavar="YAML", help="agent config (flow settings) for the snapshots")
     p.add_argument(
         "--out", metavar="JSON", help="write the model here (e.g. edge_nids/agent/data/families.json)"
     )
