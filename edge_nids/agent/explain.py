@@ -6,7 +6,9 @@ builds one row per model input ``j`` whose value differs from its benign referen
 same :class:`~edge_nids.agent.classifier.Classifier` (so the same preprocessing,
 quantization and interpreter as the verdict). ``effect[j] = s - score_j``: how much
 the flow's own value of that column raised (positive) or lowered (negative) the
-attack score. The entries, largest ``|effect|`` first, are what
+attack score (when no single substitution moves a saturated score, the effect of
+the flow's value alone put into the reference row instead). The entries, largest
+``|effect|`` first, are what
 ``alert.context.explanation`` holds:
 ``{"feature": <schema column>, "value": <raw value>, "effect": <signed change>}``.
 
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: File in a bundle directory holding benign reference values.
 REFERENCES_FILE = "references.json"
+
+#: Effects below this (half an 8-bit output step) count as no change.
+_STEP = 0.5 / 256
 
 #: Fewest entries in an explanation (padded with zero-effect columns when fewer inputs differ).
 MIN_ENTRIES = 3
@@ -139,29 +144,59 @@ class Explainer:
         """One flow's raw features (schema order) and its attack score → explanation entries."""
         return self.explain_many(np.asarray(x, dtype=np.float64)[None, :], [score])[0]
 
+    def _substituted(self, X: np.ndarray, diffs: list[np.ndarray], into_reference: bool) -> np.ndarray:
+        """Scores of the substituted rows of every flow, in one classifier call.
+
+        ``into_reference`` False: the flow with one input set to its reference (drop-one);
+        True: the reference row (the flow's other columns kept) with one input set to the
+        flow's value, plus the bare reference row last per flow (add-one).
+        """
+        sizes = [len(d) + into_reference for d in diffs]
+        batch = np.repeat(X, sizes, axis=0)
+        r = 0
+        for x, d, n in zip(X, diffs, sizes, strict=True):
+            rows = np.arange(r, r + len(d))
+            if into_reference:
+                batch[r : r + n][:, self.index] = self.reference
+                batch[rows, self.index[d]] = x[self.index[d]]
+            else:
+                batch[rows, self.index[d]] = self.reference[d]
+            r += n
+        return self.classifier.scores(batch).astype(np.float64)
+
     def explain_many(self, X: np.ndarray, scores: Sequence[float]) -> list[list[dict[str, Any]]]:
-        """Several flows at once: every substituted row of every flow in one classifier call."""
+        """Several flows at once: every substituted row of every flow in one classifier call.
+
+        Where no single substitution moves a saturated score (an int8 model at its top step
+        with redundant evidence), a second call puts each of the flow's values alone into
+        the benign reference row instead: the effect is then how far that value alone
+        raises the score (same sign convention: positive = towards attack).
+        """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError(f"features have shape {X.shape}, expected [n, n_features]")
         diffs = self._rows(X)
-        total = sum(len(d) for d in diffs)
-        out_scores = np.empty(0, np.float32)
-        if total:
-            batch = np.repeat(X, [len(d) for d in diffs], axis=0)
+        effects: list[np.ndarray] = []
+        if sum(len(d) for d in diffs):
+            out = self._substituted(X, diffs, False)
             r = 0
-            for d in diffs:
-                cols = self.index[d]
-                batch[np.arange(r, r + len(d)), cols] = self.reference[d]
+            for s, d in zip(scores, diffs, strict=True):
+                effects.append(float(s) - out[r : r + len(d)])
                 r += len(d)
-            out_scores = self.classifier.scores(batch)
+        else:
+            effects = [np.zeros(0) for _ in diffs]
+        flat = [i for i, e in enumerate(effects) if len(e) and np.abs(e).max() < _STEP]
+        if flat:
+            out = self._substituted(X[flat], [diffs[i] for i in flat], True)
+            r = 0
+            for i in flat:
+                n = len(diffs[i])
+                effects[i] = out[r : r + n] - out[r + n]
+                r += n + 1
         result = []
-        r = 0
-        for x, s, d in zip(X, scores, diffs, strict=True):
-            effects = float(s) - out_scores[r : r + len(d)].astype(np.float64)
-            r += len(d)
-            order = np.argsort(-np.abs(effects), kind="stable")[: self.top]
-            entries = [self._entry(x, int(d[i]), float(effects[i])) for i in order]
+        for x, e, d in zip(X, effects, diffs, strict=True):
+            order = np.argsort(-np.abs(e), kind="stable")[: self.top]
+            entries = [self._entry(x, int(d[i]), float(e[i])) for i in order]
             if len(entries) < MIN_ENTRIES:  # too few differing inputs: name unchanged ones, effect 0
                 same = [i for i in range(self.n_inputs) if i not in set(d.tolist())]
                 entries += [self._entry(x, i, 0.0) for i in same[: MIN_ENTRIES - len(entries)]]
