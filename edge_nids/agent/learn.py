@@ -38,6 +38,7 @@ from edge_nids.agent.site import (
     Site,
     bundle_identity,
     learn_levels,
+    require_context,
     service_key,
 )
 
@@ -92,6 +93,7 @@ class Learner:
     """Collects verdicts from a Pipeline (``pipeline.on_verdict = learner.observe``)."""
 
     def __init__(self, model: Any, families: FamilyModel, params: LearnParams) -> None:
+        require_context(model.bundle)  # SiteError: site files need the context counts
         self.model = model
         self.families = families
         self.params = params

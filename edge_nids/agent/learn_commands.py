@@ -57,6 +57,7 @@ def learn_command(args: argparse.Namespace) -> int:
         parse_duration,
     )
     from edge_nids.agent.service import AgentError, load_model
+    from edge_nids.agent.site import SiteError
     from edge_nids.flows.pcap import CaptureError
 
     if args.verbose == 0:
@@ -92,7 +93,7 @@ def learn_command(args: argparse.Namespace) -> int:
     except LearnRefused as exc:
         print(f"edge-nids learn: refused: {exc}", file=sys.stderr)
         return 1
-    except (ConfigError, AgentError, FamilyError, CaptureError, OSError, ValueError) as exc:
+    except (ConfigError, AgentError, FamilyError, SiteError, CaptureError, OSError, ValueError) as exc:
         print(f"edge-nids learn: {exc}", file=sys.stderr)
         return 1
     print(format_report(result))

@@ -48,6 +48,7 @@ __all__ = [
     "bundle_identity",
     "learn_levels",
     "load_site",
+    "require_context",
     "service_key",
 ]
 
@@ -70,6 +71,20 @@ def service_key(flow: Any, by_address: bool = False) -> str:
     proto = _PROTO.get(flow.proto, str(flow.proto))
     key = f"{proto}/{flow.dport}"
     return f"{key}@{flow.dst_ip}" if by_address else key
+
+
+def require_context(bundle: Any) -> None:
+    """SiteError for a bundle whose flow profile gives no context counts (``cicids2017``).
+
+    Without them a site file cannot tell a flood from the learnt traffic of its service
+    (measured with the CIC bundle: a site file learnt on benign captures silenced the
+    demo's SYN flood), so site files are refused for such bundles.
+    """
+    if (bundle.profile or "cicids2017") != "corrected":
+        raise SiteError(
+            f"model bundle {bundle.name} uses flow profile {bundle.profile or 'cicids2017'!r}, which gives "
+            "flows no context counts; site files need a bundle of the 'corrected' profile"
+        )
 
 
 def bundle_identity(bundle: Any) -> dict[str, str]:
@@ -127,7 +142,8 @@ class Site:
     suppressed: int = 0  #: flagged flows let through since loading
 
     def check(self, bundle: Any) -> None:
-        """SiteError unless ``bundle`` is the one this site was learnt with."""
+        """SiteError unless ``bundle`` is the one this site was learnt with (and gives context)."""
+        require_context(bundle)
         have = bundle_identity(bundle)
         if have["sha256"] != self.bundle.get("sha256"):
             raise SiteError(

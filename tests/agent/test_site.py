@@ -117,13 +117,21 @@ def test_a_site_file_is_tied_to_its_bundle(agent_bundle: Path, tmp_path: Path) -
     site.write(path)
     assert load_site(path).to_dict() == site.to_dict()
     with pytest.raises(AgentError, match=r"was learnt for model bundle .* learn the site again"):
-        _model(MODELS / "cnn-lstm-edge-cic-int8", str(path))
+        _model(MODELS / "cnn-lstm-edge-lab-dynamic", str(path))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": 1, "bundle": {}}), encoding="utf-8")
     with pytest.raises(SiteError, match=r"bad\.json: missing or bad field"):
         load_site(bad)
     with pytest.raises(SiteError, match="no such file"):
         load_site(tmp_path / "none.json")
+
+
+def test_site_files_need_a_bundle_with_context(tmp_path: Path) -> None:
+    # the CIC bundle's cicids2017 profile gives no context counts: without them a site file
+    # learnt on benign captures silenced the demo's SYN flood, so it is refused
+    cfg, model = _model(MODELS / "cnn-lstm-edge-cic-int8")
+    with pytest.raises(SiteError, match="no context counts"):
+        learn_pcaps(cfg, model, load_family_model(), [str(DEMO_PCAP)], LearnParams(force=True))
 
 
 def test_durations() -> None:
