@@ -28,6 +28,7 @@ from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig
 from edge_nids.agent.eve import eve_timestamp, flow_common, flow_section
 from edge_nids.agent.sinks import AlertSink
+from edge_nids.agent.stages import EXPLAIN_KEY, load_stages
 from edge_nids.agent.stats import AgentStats
 from edge_nids.flows.decode import Decoder
 from edge_nids.flows.schema import EDGE_FLOWS
@@ -61,6 +62,7 @@ class Model:
     version: str
     profile: str
     labels: list[str] = dataclasses.field(default_factory=list)
+    stages: Any = None  #: edge_nids.agent.stages.Stages (families, site, explanations)
 
     @property
     def multiclass(self) -> bool:
@@ -87,6 +89,8 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.model = model
+        if model.stages is None:
+            model.stages = load_stages(model, cfg.model.site)
         self.batch_size = self._batch_size(cfg, model)
         self.stats = stats
         self.iface = iface
@@ -121,6 +125,8 @@ class Pipeline:
         """Take a reloaded config and model (same flow profile) without losing open flows."""
         self.cfg = cfg
         self.model = model
+        if model.stages is None:
+            model.stages = load_stages(model, cfg.model.site)
         self.batch_size = self._batch_size(cfg, model)
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
@@ -265,10 +271,14 @@ class Pipeline:
             classes = [None] * len(items)
         self.stats.add_latency((time.perf_counter_ns() - t0) / 1000.0, len(items))
         thr = model.threshold
-        for (f, final), score, cls in zip(items, scores, classes, strict=True):
+        stages = model.stages
+        flagged = [i for i, s in enumerate(scores) if s >= thr]
+        families = dict(zip(flagged, stages.family_names([items[i][0] for i in flagged]), strict=True))
+        for i, ((f, final), score, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             s = float(score)
-            attack = s >= thr
+            family = families.get(i, "other")
+            attack = s >= thr and not stages.silenced(f, s, family)
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
             if final:
@@ -280,13 +290,17 @@ class Pipeline:
                 self.stats.flows_active_classified += 1
             if attack and key not in self._alerted:
                 self.stats.alerts += 1
-                self.aggregator.add(self._alert(f, s, final, cls), f.last_us)
+                rec = self._alert(f, s, final, cls, family)
+                rec[EXPLAIN_KEY] = (X[i].astype(np.float32), s, f.last_us)  # explained when written
+                self.aggregator.add(rec, f.last_us)
                 if not final:
                     self._alerted.add(key)
             if final:
                 self._alerted.discard(key)
 
-    def _alert(self, f: Any, score: float, final: bool, cls: str | None = None) -> dict[str, Any]:
+    def _alert(
+        self, f: Any, score: float, final: bool, cls: str | None = None, family: str = "other"
+    ) -> dict[str, Any]:
         a = self.cfg.alerts
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed)
         rec["alert"] = {
@@ -301,6 +315,7 @@ class Pipeline:
             "threshold": round(self.model.threshold, 6),
             "model": {"name": self.model.name, "version": self.model.version},
         }
+        rec["alert"].update(self.model.stages.alert_fields(family))  # signature, category, signature_id
         if cls is not None:
             rec["alert"]["class"] = cls
         rec["flow"] = flow_section(f, None if final else "open")
@@ -315,7 +330,7 @@ class Pipeline:
 
     def _emit_alert(self, rec: Any) -> None:
         if self.alerts is not None:
-            self.alerts.emit(rec)
+            self.alerts.emit(self.model.stages.finish_alert(rec))
 
     def stats_event(self) -> dict[str, Any]:
         """An EVE ``stats`` event with the current counters."""
