@@ -29,6 +29,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--realtime", action="store_true", help="replay at the capture's own pace")
     p.add_argument("--model", metavar="BUNDLE", help="model bundle directory (default: the shipped bundle)")
+    p.add_argument("--site", metavar="SITE.json", help="site file of edge-nids learn (config: model.site)")
     p.add_argument("--config", metavar="YAML", help="config file (see systemd/config.example.yaml)")
     p.add_argument("--alerts", metavar="PATH|-", help="alert output: file path or - for stdout")
     p.add_argument("--flows", metavar="PATH|-", help="also write every classified flow as an EVE flow event")
@@ -79,6 +80,10 @@ def register(sub: Any) -> None:
     q.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
     q.set_defaults(func=install_service_command)
 
+    from edge_nids.agent.learn_commands import register as register_learn
+
+    register_learn(sub)
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {}
@@ -87,6 +92,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "pcap": "capture.pcap",
         "bpf": "capture.bpf",
         "model": "model.path",
+        "site": "model.site",
         "threshold": "model.threshold",
         "alerts": "outputs.alerts",
         "flows": "outputs.flows",

@@ -30,6 +30,7 @@ from edge_nids.agent.config import AgentConfig, AlertsConfig
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
+from edge_nids.agent.stages import EXPLAIN_KEY, load_stages
 from edge_nids.agent.stats import AgentStats
 from edge_nids.agent.suppress import Suppressor
 from edge_nids.flows.decode import Decoder
@@ -64,6 +65,7 @@ class Model:
     version: str
     profile: str
     labels: list[str] = dataclasses.field(default_factory=list)
+    stages: Any = None  #: edge_nids.agent.stages.Stages (families, site, explanations)
 
     @property
     def multiclass(self) -> bool:
@@ -90,6 +92,8 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.model = model
+        if model.stages is None:
+            model.stages = load_stages(model, cfg.model.site)
         self.batch_size = self._batch_size(cfg, model)
         self.stats = stats
         self.iface = iface
@@ -130,6 +134,8 @@ class Pipeline:
             self._alerted = dict.fromkeys(self._alerted)  # the community IDs change with the seed
         self.cfg = cfg
         self.model = model
+        if model.stages is None:
+            model.stages = load_stages(model, cfg.model.site)
         self.batch_size = self._batch_size(cfg, model)
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
@@ -293,10 +299,14 @@ class Pipeline:
         alerted = self._alerted
         flows_out = self.flows_out
         seed = self.cfg.alerts.community_id_seed
-        for (f, final), score, cls in zip(items, scores, classes, strict=True):
+        stages = model.stages
+        flagged = [i for i, s in enumerate(scores) if s >= thr]
+        families = dict(zip(flagged, stages.family_names([items[i][0] for i in flagged]), strict=True))
+        for i, ((f, final), score, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             s = float(score)
-            attack = s >= thr
+            family = families.get(i, "other")
+            attack = s >= thr and not stages.silenced(f, s, family)
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
             # the identity fields (flow_id, community_id, addresses) are computed once per flow
@@ -315,20 +325,24 @@ class Pipeline:
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
+                x = X[i]  # the raw inputs, explained when the alert line is written
                 if self.suppress:
-                    rec = self._alert(f, s, final, cls, ident, sec=sec)
+                    rec = self._alert(f, s, final, cls, ident, sec=sec, family=family, x=x)
                     if self.suppress.matches(rec):
                         stats.suppressed += 1  # not written; the flow event above keeps its verdict
                     else:
                         self.aggregator.add(rec, f.last_us)
                 elif final:
                     # an ended flow no longer changes: build its record only if it is written
-                    gkey = (ident[2], ident[4], self.cfg.alerts.signature_id)
+                    sid = stages.alert_fields(family)["signature_id"]
+                    gkey = (ident[2], ident[4], sid)
                     a_cfg = self.cfg.alerts
-                    build = functools.partial(self._alert, f, s, True, cls, ident, a_cfg, model, sec)
+                    build = functools.partial(
+                        self._alert, f, s, True, cls, ident, a_cfg, model, sec, family, x
+                    )
                     self.aggregator.add(build, f.last_us, gkey)
                 else:
-                    self.aggregator.add(self._alert(f, s, final, cls, ident), f.last_us)
+                    self.aggregator.add(self._alert(f, s, final, cls, ident, family=family, x=x), f.last_us)
                 if not final:
                     alerted[key] = ident
             if final:
@@ -345,9 +359,13 @@ class Pipeline:
         a: AlertsConfig | None = None,
         model: Model | None = None,
         sec: dict[str, Any] | None = None,
+        family: str = "other",
+        x: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """The alert record; ``a`` and ``model``: the config and model in force when it was
-        raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already."""
+        raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already;
+        ``family``: the second stage's name for it; ``x``: its raw inputs, kept for the
+        explanation made when the line is written."""
         a = a or self.cfg.alerts
         model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
@@ -359,6 +377,7 @@ class Pipeline:
         }
         if cls is not None:
             ctx["class"] = cls
+        ctx["family"] = family  # here already, so alerts.suppress can match it
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,
@@ -369,9 +388,12 @@ class Pipeline:
             "severity": a.severity,
             "context": ctx,
         }
+        rec["alert"].update(model.stages.alert_fields(family))  # signature, category, signature_id
         if sec is None or not final:
             sec = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
         rec["flow"] = sec
+        if x is not None:
+            rec[EXPLAIN_KEY] = (x.astype(np.float32), score, f.last_us)
         return rec
 
     def _flow_event(
@@ -393,7 +415,7 @@ class Pipeline:
 
     def _emit_alert(self, rec: Any) -> None:
         if self.alerts is not None:
-            self.alerts.emit(rec)
+            self.alerts.emit(self.model.stages.finish_alert(rec))
 
     def stats_event(self) -> dict[str, Any]:
         """An EVE ``stats`` event: Suricata's counter names in ``stats``, ours in

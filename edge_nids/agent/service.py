@@ -71,7 +71,14 @@ def load_model(cfg: AgentConfig) -> Model:
     version = str(meta.get("version") or digest[:12])
     profile = bundle.profile or "cicids2017"
     labels = [str(x) for x in bundle.labels]
-    return Model(bundle, classifier, threshold, name, version, profile, labels)
+    model = Model(bundle, classifier, threshold, name, version, profile, labels)
+    from edge_nids.agent.stages import StageError, load_stages
+
+    try:  # family trees, explanations, the site file (checked against this bundle)
+        model.stages = load_stages(model, cfg.model.site)
+    except StageError as exc:
+        raise AgentError(str(exc)) from None
+    return model
 
 
 def build_outputs(cfg: AgentConfig) -> tuple[AlertSink | None, AlertSink | None]:

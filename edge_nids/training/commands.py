@@ -94,8 +94,10 @@ def _benchmark(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``train``, ``evaluate``, ``benchmark`` and ``detection`` to the ``edge-nids`` parser."""
     from edge_nids.training.detection import register as register_detection
+    from edge_nids.training.families_commands import register as register_families
 
     register_detection(subparsers)
+    register_families(subparsers)
     p = subparsers.add_parser("train", help="train a model on CSV data and write a MODEL_DIR")
     p.add_argument("--dataset", required=True, choices=_DATASETS)
     p.add_argument(

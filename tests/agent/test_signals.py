@@ -139,7 +139,7 @@ def test_sighup_refuses_broken_model_and_config_then_reloads_and_reopens(
         assert _events(alerts), "no alerts after the refused reloads"  # still running the old model
         # rotate the alert file, then a good reload: new alerts go to a new file
         alerts.rename(tmp_path / "alerts.json.1")
-        cfg.write_text(good.replace("aggregate_window_s: 0", "aggregate_window_s: 0\n  signature: reloaded"))
+        cfg.write_text(good.replace("aggregate_window_s: 0", "aggregate_window_s: 0\n  severity: 1"))
         notify.messages.clear()
         proc.send_signal(signal.SIGHUP)
         notify.wait_for("READY=1", proc=proc)
@@ -157,6 +157,7 @@ def test_sighup_refuses_broken_model_and_config_then_reloads_and_reopens(
     old = _events(tmp_path / "alerts.json.1")
     new = _events(alerts)
     assert old and new
-    assert {a["alert"]["signature"] for a in old} == {"edge-nids anomalous flow"}
-    assert {a["alert"]["signature"] for a in new} == {"reloaded"}
+    # the signature names the attack family now; the severity shows which config wrote a line
+    assert {a["alert"]["severity"] for a in old} == {2}
+    assert {a["alert"]["severity"] for a in new} == {1}
     assert "reloaded: model" in err

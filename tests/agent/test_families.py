@@ -1,0 +1,80 @@
+"""The shipped attack-family trees on real flows: the demo's attacks get their families."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_nids.agent.families import FAMILIES, FAMILY_INFO, FamilyError, load_family_model
+from edge_nids.flows.schema import EDGE_FLOWS
+
+from .stage_helpers import capture_flows, demo_flows
+
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_every_family_has_its_alert_fields() -> None:
+    assert set(FAMILY_INFO) == set(FAMILIES)
+    assert FAMILY_INFO["scan"].signature == "edge-nids: port scan"
+    assert FAMILY_INFO["scan"].category == "Detection of a Network Scan"
+    assert FAMILY_INFO["brute_force"].category == "Attempted User Privilege Gain"
+    assert FAMILY_INFO["other"].category == "Misc activity"
+    assert {FAMILY_INFO[f].category for f in ("syn_flood", "udp_flood", "http_flood", "slow_dos")} == {
+        "Attempted Denial of Service"
+    }
+    assert len({i.signature_id for i in FAMILY_INFO.values()}) == len(FAMILIES)
+
+
+def test_demo_attacks_are_named_by_family() -> None:
+    model = load_family_model()
+    flows = demo_flows()
+    names = model.names(np.array([f.edge_features() for f, _ in flows]))
+    by_label: dict[str, Counter] = {}
+    for (_, label), name in zip(flows, names, strict=True):
+        by_label.setdefault(label, Counter())[name] += 1
+    for label, family in (
+        ("PortScan", "scan"),
+        ("DoS SYN Flood", "syn_flood"),
+        ("DoS slowloris", "slow_dos"),
+    ):
+        got = by_label[label]
+        assert got.most_common(1)[0][0] == family, (label, got)
+        assert got[family] >= 0.9 * sum(got.values()), (label, got)
+
+
+def test_the_scenario_port_scan_is_a_scan() -> None:
+    flows = capture_flows(TEST_DATA / "tcp_port_scan.pcap")
+    names = load_family_model().names(np.array([f.edge_features() for f in flows]))
+    assert Counter(names).most_common(1)[0][0] == "scan", Counter(names)
+
+
+def test_batch_and_single_rows_agree() -> None:
+    model = load_family_model()
+    X = np.array([f.edge_features() for f, _ in demo_flows()[:300]])
+    batch = model.predict_proba(X)
+    single = np.vstack([model.predict_proba(x) for x in X[:20]])
+    assert np.allclose(batch[:20], single)
+    assert np.allclose(batch.sum(axis=1), 1.0, atol=1e-2)
+    with pytest.raises(ValueError, match="expected"):
+        model.predict(X[:, :78])
+
+
+def test_unusable_family_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(FamilyError, match="missing"):
+        load_family_model(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(FamilyError, match="cannot read"):
+        load_family_model(bad)
+    good = json.loads(
+        (Path(__file__).resolve().parents[2] / "edge_nids/agent/data/families.json").read_text()
+    )
+    good["schema"]["fingerprint"] = "0000"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(good), encoding="utf-8")
+    with pytest.raises(FamilyError, match=EDGE_FLOWS.name):
+        load_family_model(other)
