@@ -46,7 +46,7 @@ EXPLAIN_BURST = 200.0
 class Stages:
     """Family trees, explainer and (optional) site baseline for one loaded model."""
 
-    families: FamilyModel
+    families: FamilyModel | None  #: None: the family model could not be loaded; every alert is "other"
     explainer: Explainer | None
     site: Site | None = None
     explained: int = 0  #: alert lines explained
@@ -58,6 +58,8 @@ class Stages:
         """Families of flows (from their ``EDGE_FLOWS`` values), in one call."""
         if not flows:
             return []
+        if self.families is None:
+            return ["other"] * len(flows)
         return self.families.names(np.array([f.edge_features() for f in flows], dtype=np.float64))
 
     def silenced(self, flow: Any, score: float, family: str) -> bool:
@@ -108,12 +110,15 @@ class Stages:
 def load_stages(model: Any, site_path: str | None = None) -> Stages:
     """The stages for a loaded model (``model.classifier``, ``model.bundle``); StageError on a problem.
 
-    A bundle whose references file is broken still runs, unexplained (logged).
+    A bundle whose references file is broken still runs, unexplained, and a family model that
+    cannot be used leaves every alert named "other" (both logged): neither stops detection.
     """
+    families: FamilyModel | None
     try:
         families = load_family_model()
     except FamilyError as exc:
-        raise StageError(str(exc)) from None
+        log.error("alerts will be named by no attack family: %s", exc)
+        families = None
     try:
         explainer: Explainer | None = Explainer(model.classifier)
     except ReferenceError as exc:

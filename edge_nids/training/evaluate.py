@@ -101,6 +101,19 @@ def _evaluate_bundle(
         source = f"{test_npz} (held-out test split)"
     else:
         raise DataError("a bundle needs rows: pass --data FILES or --test MODEL_DIR/test.npz")
+    from edge_nids.flows.schema import get_schema
+
+    want = len(get_schema(bundle.schema_name))
+    if raw.ndim != 2 or raw.shape[1] != want:
+        raise DataError(
+            f"the rows have {raw.shape[1] if raw.ndim == 2 else 0} feature columns, but bundle "
+            f"{bundle.name} reads schema {bundle.schema_name} ({want} columns): "
+            + (
+                "pass flow CSVs from `edge-nids extract --profile corrected`"
+                if want != 78
+                else "pass CIC-IDS2017 or extract CSVs"
+            )
+        )
     threshold = float(bundle.threshold)
     score = np.asarray(Classifier(bundle).scores(raw), dtype=np.float64)
     y = is_attack.astype(np.int64)  # 0 benign, 1 attack

@@ -46,15 +46,18 @@ def test_learn_then_run_with_the_site_file(agent_bundle: Path, tmp_path: Path) -
     assert "highest-scoring sources" in r.stdout and ATTACKER in r.stdout
     doc = json.loads(site.read_text())
     assert doc["bundle"]["name"] == json.loads((agent_bundle / "bundle.json").read_text()).get("name", "")
-    # the same file with another bundle: a clear error, no traceback
+    # a site file learnt for another model (another sha256): a clear error, no traceback
+    doc["bundle"]["sha256"] = "0" * 64
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc), encoding="utf-8")
     r = _run(
         "run",
         "--pcap",
         str(DEMO_PCAP),
         "--model",
-        str(MODELS / "cnn-lstm-edge-lab-dynamic"),
+        str(agent_bundle),
         "--site",
-        str(site),
+        str(other),
         "--alerts",
         str(tmp_path / "a.json"),
     )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_nids.agent.explain import MIN_ENTRIES, REFERENCES_FILE, Explainer, ReferenceError
+from edge_nids.flows.schema import EDGE_FLOWS
 
 from .stage_helpers import demo_flows
 
@@ -27,7 +28,11 @@ def _classifier(bundle: Path) -> Any:
 
 
 def _flagged(clf: Any, profile: str = "corrected") -> tuple[np.ndarray, np.ndarray]:
-    X = np.array([f.features() for f, label in demo_flows(profile) if label != "BENIGN"], dtype=np.float64)
+    edge = clf.bundle.schema_name == EDGE_FLOWS.name  # the 94 columns (state, context) or the 78
+    rows = [
+        f.edge_features() if edge else f.features() for f, label in demo_flows(profile) if label != "BENIGN"
+    ]
+    X = np.array(rows, dtype=np.float64)
     s = clf.scores(X)
     keep = s >= clf.threshold
     assert keep.sum() >= 10

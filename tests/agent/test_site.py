@@ -93,10 +93,20 @@ def test_learnt_site_silences_benign_traffic_but_not_the_demo_attacks(
     _, _, demo_with = _replay(cfg, model, [DEMO_PCAP], labels)
     assert n2 == n
     print(f"second half: {n} flows, flagged {without} without the site file, {with_site} with it")
-    assert with_site < 0.3 * without  # measured with the lab default: 52.3 % → 10.9 % of flows
+    # the bar; the context default (trained on every public capture, so not a
+    # generalisation figure: docs/detection.md has that) flags 1 flow of 2,851 even without it;
+    # the lab-trained default it replaced went from 52.3 % to 10.9 % with a site file
+    assert with_site <= without and with_site <= 0.005 * n
     for label in ("PortScan", "DoS SYN Flood", "DoS slowloris"):
         assert demo_without[label] > 0
         assert demo_with[label] == demo_without[label], (label, demo_without, demo_with)
+    # and every real attack capture of other networks that alerts without it still alerts
+    attacks = shared_data / "pcaps" / "attacks_public"
+    cfg0, model0 = _model(agent_bundle)
+    for pcap in sorted(p for p in attacks.iterdir() if p.suffix in (".pcap", ".pcapng")):
+        _, before, _ = _replay(cfg0, model0, [pcap])
+        _, after, _ = _replay(cfg, model, [pcap])
+        assert after > 0 or before == 0, pcap.name
 
 
 def test_learning_an_attack_is_refused(agent_bundle: Path) -> None:
@@ -116,8 +126,14 @@ def test_a_site_file_is_tied_to_its_bundle(agent_bundle: Path, tmp_path: Path) -
     path = tmp_path / "site.json"
     site.write(path)
     assert load_site(path).to_dict() == site.to_dict()
+    _model(agent_bundle, str(path))  # its own bundle loads it
+    # the same file learnt for another model (another sha256 of model.tflite)
+    other = json.loads(path.read_text())
+    other["bundle"]["sha256"] = "0" * 64
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps(other), encoding="utf-8")
     with pytest.raises(AgentError, match=r"was learnt for model bundle .* learn the site again"):
-        _model(MODELS / "cnn-lstm-edge-lab-dynamic", str(path))
+        _model(agent_bundle, str(other_path))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": 1, "bundle": {}}), encoding="utf-8")
     with pytest.raises(SiteError, match=r"bad\.json: missing or bad field"):
