@@ -1,7 +1,7 @@
 """Attack family of a flagged flow: a shipped decision tree over ``EDGE_FLOWS``, in numpy only.
 
 The detector bundle says whether a flow is an attack; :class:`FamilyModel` says which
-kind (:data:`FAMILIES`), from the flow's 92 ``EDGE_FLOWS`` values
+kind (:data:`FAMILIES`), from the flow's ``EDGE_FLOWS`` values
 (``Flow.edge_features()``), whatever the bundle reads. The tree is fitted on a
 workstation by :mod:`edge_nids.training.families` (``edge-nids families``) and
 shipped as ``data/families.json``: node arrays (feature, threshold, children,
@@ -141,7 +141,7 @@ class FamilyModel:
         return cls(trees, meta=d.get("meta"))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """``EDGE_FLOWS`` rows [n, 92] → family probabilities [n, len(FAMILIES)] (mean over trees)."""
+        """``EDGE_FLOWS`` rows [n, 94] → family probabilities [n, len(FAMILIES)] (mean over trees)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[None, :]
@@ -157,7 +157,7 @@ class FamilyModel:
         return self.probability[node].mean(axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """``EDGE_FLOWS`` rows [n, 92] → index into :data:`FAMILIES` per row."""
+        """``EDGE_FLOWS`` rows [n, 94] → index into :data:`FAMILIES` per row."""
         return self.predict_proba(X).argmax(axis=1)
 
     def names(self, X: np.ndarray) -> list[str]:

@@ -2,7 +2,7 @@
 
 The detector says *whether* a flow is an attack; this second stage says *which kind*
 (:data:`edge_nids.agent.families.FAMILIES`): scan, SYN flood, UDP flood, HTTP flood,
-slow DoS (slowloris), brute force, or ``other``. It reads the 92 ``EDGE_FLOWS``
+slow DoS (slowloris), brute force, or ``other``. It reads the ``EDGE_FLOWS``
 values of a flow, so it works behind any detector bundle, and is shipped as the
 node arrays of a few shallow scikit-learn trees in a small JSON file that the agent
 evaluates with numpy alone (:class:`edge_nids.agent.families.FamilyModel`).
@@ -60,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The columns the trees split on: what a flow did (packets, bytes, flags, timing, state)
-#: and the context counts. Chosen by the leave-one-capture-out numbers: with all 92 columns
+#: and the context counts. Chosen by the leave-one-capture-out numbers: with all (then 92) columns
 #: the trees learnt the lab tools' fingerprints (initial windows, header lengths, the port)
 #: and named slow DoS on unseen captures 43 % right; with these 30, 98 %.
 FEATURES: tuple[str, ...] = (
@@ -333,7 +333,7 @@ def markdown_report(reports: Sequence[FamilyReport], command: str, model: dict[s
         "# Attack families",
         "",
         "Every alert names the kind of attack: a second stage after the detector, a few shallow",
-        "decision trees over the flow's 92 `EDGE_FLOWS` values (the context counts of what the",
+        "decision trees over the flow's `EDGE_FLOWS` values (the context counts of what the",
         "originator and the service did before the flow carry most of it), shipped as",
         "`edge_nids/agent/data/families.json` and evaluated with numpy on the device",
         "(`edge_nids/agent/families.py`). How classes map to families and why: the docstring",
