@@ -5,7 +5,8 @@ Each FLOWS file holds the EVE ``flow`` events of ``edge-nids run --flows``. Flow
 (flow_id, community_id, flow start); prints a table (flows, matched, identical scores, largest
 score difference, verdicts that differ) and, with the alert files, whether the alerts are the same
 apart from the ``host`` field. Exit 0 when every flow is in both runs with the same score and verdict
-(and the alerts agree), else 1. Standard library only, so it runs anywhere a check does.
+(and the alerts agree), else 1. Standard library only (it reads the records with
+``edge_nids.agent.records``, itself standard library only), so it runs anywhere a check does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for edge_nids.agent.records
+from edge_nids.agent.records import flow_score, flow_verdict
 
 __all__ = ["main"]
 
@@ -24,6 +28,13 @@ def _events(path: Path) -> list[dict]:
 
 def _by_key(events: list[dict]) -> dict[tuple, dict]:
     return {(e["flow_id"], e.get("community_id"), e["flow"]["start"]): e for e in events}
+
+
+def _score(ev: dict) -> float:
+    score = flow_score(ev)
+    if score is None:
+        raise SystemExit(f"flow event {ev.get('flow_id')} carries no score")
+    return score
 
 
 def _without_host(events: list[dict]) -> list[dict]:
@@ -41,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     name_a, name_b = args.names.split(",", 1)
     a, b = _by_key(_events(args.a_flows)), _by_key(_events(args.b_flows))
     common = a.keys() & b.keys()
-    diffs = [abs(float(a[k]["score"]) - float(b[k]["score"])) for k in common]
+    diffs = [abs(_score(a[k]) - _score(b[k])) for k in common]
     same = sum(1 for d in diffs if d == 0.0)
-    verdicts = sum(1 for k in common if a[k]["verdict"] != b[k]["verdict"])
+    verdicts = sum(1 for k in common if flow_verdict(a[k]) != flow_verdict(b[k]))
     rows = [
         (f"flows ({name_a})", len(a)),
         (f"flows ({name_b})", len(b)),
@@ -51,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ("identical scores", same),
         ("largest |score difference|", f"{max(diffs, default=0.0):.6f}"),
         ("verdicts that differ", verdicts),
-        (f"attack verdicts ({name_a})", sum(1 for e in a.values() if e["verdict"] == "attack")),
+        (f"attack verdicts ({name_a})", sum(1 for e in a.values() if flow_verdict(e) == "attack")),
     ]
     good = len(common) == len(a) == len(b) and same == len(common) and verdicts == 0
     if args.a_alerts and args.b_alerts:
