@@ -8,8 +8,8 @@
 # pip configuration and CA files into it, installs this checkout as the README says
 # (python3 -m venv /opt/edge-nids && /opt/edge-nids/bin/pip install '.[agent]'), replays
 # lab/captures/demo.pcap with --flows and --alerts, does the same on this x86-64 host in a fresh
-# venv, and compares them with deploy/compare_scores.py. Exit 0 if every flow's score, verdict
-# and every alert agree.
+# venv, and compares them with deploy/compare_scores.py. Exit 0 if every flow's verdict and
+# every alert agree and every score is within one int8 output step (1/256).
 #
 # Two traps of qemu 7.2, both handled: the guest sees the host's x86 /proc/cpuinfo, on which
 # LiteRT's CPU detection crashes, so a Raspberry Pi 4's (deploy/cpuinfo-rpi4-cortex-a72.txt) is
@@ -128,7 +128,7 @@ step "x86-64: demo done"
 step "per-flow scores, x86-64 vs arm64 (QEMU_CPU=$QEMU_CPU)"
 if python3 "$REPO/deploy/compare_scores.py" --names x86-64,arm64 "$work/x86.flows.json" \
     "$root/out/arm64.flows.json" "$work/x86.alerts.json" "$root/out/arm64.alerts.json"; then
-    ok "every flow's score and every alert identical"
+    ok "every flow's verdict and every alert identical, scores within one int8 step"
 else
     fail "x86-64 and arm64 differ"
 fi

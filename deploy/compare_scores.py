@@ -4,9 +4,11 @@
 Each FLOWS file holds the EVE ``flow`` events of ``edge-nids run --flows``. Flows are matched on
 (flow_id, community_id, flow start); prints a table (flows, matched, identical scores, largest
 score difference, verdicts that differ) and, with the alert files, whether the alerts are the same
-apart from the ``host`` field. Exit 0 when every flow is in both runs with the same score and verdict
-(and the alerts agree), else 1. Standard library only (it reads the records with
-``edge_nids.agent.records``, itself standard library only), so it runs anywhere a check does.
+apart from the ``host`` field. Exit 0 when every flow is in both runs with the same verdict and
+a score no further apart than ``--tolerance`` (default 1/256: one step of an int8 model's output;
+the CPUs' integer kernels may round one step apart) and the alerts agree, else 1. Standard
+library only (it reads the records with ``edge_nids.agent.records``, itself standard library
+only), so it runs anywhere a check does.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("a_alerts", type=Path, nargs="?")
     p.add_argument("b_alerts", type=Path, nargs="?")
     p.add_argument("--names", default="A,B", help="column names for the two runs (default: A,B)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1 / 256,
+        help="largest score difference that still counts as the same (default 1/256, one int8 step)",
+    )
     args = p.parse_args(argv)
     name_a, name_b = args.names.split(",", 1)
     a, b = _by_key(_events(args.a_flows)), _by_key(_events(args.b_flows))
@@ -61,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         ("matched", len(common)),
         ("identical scores", same),
         ("largest |score difference|", f"{max(diffs, default=0.0):.6f}"),
+        (f"scores within {args.tolerance:.6f}", sum(1 for d in diffs if d <= args.tolerance + 1e-9)),
         ("verdicts that differ", verdicts),
         (f"attack verdicts ({name_a})", sum(1 for e in a.values() if flow_verdict(e) == "attack")),
     ]
-    good = len(common) == len(a) == len(b) and same == len(common) and verdicts == 0
+    close = all(d <= args.tolerance + 1e-9 for d in diffs)
+    good = len(common) == len(a) == len(b) and close and verdicts == 0
     if args.a_alerts and args.b_alerts:
         aa, ba = _without_host(_events(args.a_alerts)), _without_host(_events(args.b_alerts))
         rows.append((f"alert lines ({name_a} / {name_b})", f"{len(aa)} / {len(ba)}"))
