@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench_agent import _one_packet_pcap as one_packet_pcap  # the same start-up capture
+from bench_agent import _packets as packets
 
 __all__ = ["main"]
 
@@ -37,27 +39,6 @@ def cpu_s(cmd: list[str]) -> float:
             err.seek(0)
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()}")
         return usage.ru_utime + usage.ru_stime
-
-
-def packets(pcap: Path) -> int:
-    """Frames in a capture."""
-    from edge_nids.flows.pcap import open_capture
-
-    with open_capture(pcap) as cap:
-        return sum(1 for _ in cap)
-
-
-def one_packet_pcap(src: Path, dst: Path) -> Path:
-    """A capture holding the first frame of ``src`` (to time startup alone)."""
-    from edge_nids.flows.pcap import open_capture
-
-    with open_capture(src) as cap:
-        ts, lt, frame, wire = next(iter(cap))
-    with open(dst, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, lt))
-        f.write(struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(frame), wire))
-        f.write(frame)
-    return dst
 
 
 def default_pcaps(out: Path, n: int) -> list[Path]:
