@@ -217,6 +217,7 @@ class Pipeline:
         st.malformed = dict(self.decoder.counts)
         st.evicted = self.table.evicted
         st.dropped_single = self.table.dropped_single
+        st.remnants = self.table.remnants
         st.alert_lines = self.aggregator.emitted_lines
         st.open_flows = len(self.table)
 

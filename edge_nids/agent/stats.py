@@ -49,6 +49,7 @@ class AgentStats:
     kernel_drops: int = 0  #: packets the kernel dropped (PACKET_STATISTICS)
     evicted: int = 0  #: flows evicted by the table's bounds
     dropped_single: int = 0  #: one-packet flows the cicids2017 profile drops (as CICFlowMeter did)
+    remnants: int = 0  #: packets trailing a closed TCP connection, absorbed (corrected profile)
     sink_errors: int = 0
     capture_errors: int = 0  #: interface down / open failures
     open_flows: int = 0  #: flows in the flow table now (a gauge)
@@ -82,6 +83,7 @@ class AgentStats:
             "kernel_drops": self.kernel_drops,
             "evicted": self.evicted,
             "dropped_single": self.dropped_single,
+            "remnants": self.remnants,
             "sink_errors": self.sink_errors,
             "capture_errors": self.capture_errors,
             "open_flows": self.open_flows,
@@ -144,6 +146,7 @@ class AgentStats:
             "kernel_drops",
             "evicted",
             "dropped_single",
+            "remnants",
             "sink_errors",
             "capture_errors",
         ):

@@ -62,6 +62,7 @@ _SUMMED = (
     "kernel_drops",
     "evicted",
     "dropped_single",
+    "remnants",
     "capture_errors",
     "open_flows",
 )
