@@ -155,7 +155,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
 
     pruning: dict[str, Any] | None = None
     if cfg.prune is not None:
-        from edge_nids.convert.prune import gzip_size, prune_model, training_rows
+        from edge_nids.convert.prune import gzip_size, kernel_zero_fraction, prune_model, training_rows
         from edge_nids.preprocess import Preprocessor
 
         try:
@@ -171,6 +171,7 @@ def convert_model_dir(cfg: ConvertConfig) -> dict[str, Any]:
             "gzip_bytes_unpruned": gzip_size(unpruned),
             "bytes_unpruned": len(unpruned),
             "keras_accuracy_unpruned": before,
+            "kernel_zero_fraction": round(kernel_zero_fraction(model), 4),
         }
     flat = to_tflite(model)
     if pruning is not None:

@@ -124,8 +124,16 @@ def prune_model(
     X_tr, y_tr, X_va, y_va = data
     keras.utils.set_random_seed(seed)
     steps = max(1, int(np.ceil(len(X_tr) / batch_size)))
+    end_step = max(1, steps * (epochs - 1))
+    # masks are updated every ``frequency`` steps (tfmot's default 100): with fewer fine-tuning
+    # steps than that they were never applied and nothing was pruned (measured: 0 % zeros after
+    # 30 steps), so update at least four times before ``end_step``
     schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, steps * (epochs - 1))
+        initial_sparsity=0.0,
+        final_sparsity=sparsity,
+        begin_step=0,
+        end_step=end_step,
+        frequency=max(1, min(100, end_step // 4)),
     )
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     pruned.compile(
@@ -143,8 +151,12 @@ def prune_model(
         verbose=0,
     )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    kernels = [w for layer in stripped.layers for w in layer.get_weights() if w.ndim >= 2]
-    zeros = sum(int(np.sum(w == 0)) for w in kernels)
-    total = sum(w.size for w in kernels)
-    log.info("pruned: %.1f %% of %d kernel weights are zero", 100 * zeros / max(total, 1), total)
+    log.info("pruned: %.1f %% of the kernel weights are zero", 100 * kernel_zero_fraction(stripped))
     return stripped
+
+
+def kernel_zero_fraction(model: Any) -> float:
+    """Share of exactly-zero weights in the model's kernels (weights of 2 or more dimensions)."""
+    kernels = [w for layer in model.layers for w in layer.get_weights() if w.ndim >= 2]
+    total = sum(w.size for w in kernels)
+    return sum(int(np.sum(w == 0)) for w in kernels) / max(total, 1)

@@ -148,6 +148,9 @@ def test_prune_shrinks_compressed_model(tiny_model_dir: Path, tmp_path: Path) ->
     )
     s = convert_model_dir(cfg)
     p = s["pruning"]
+    # the kernels are pruned to the asked sparsity, and the zeros compress (before the schedule
+    # fix nothing was pruned on this few-step fine-tune and the gzip size moved by ±0.3 %)
+    assert p["kernel_zero_fraction"] >= 0.55, p
     assert p["gzip_bytes"] < p["gzip_bytes_unpruned"], p
     assert json.loads((tmp_path / "p" / "bundle.json").read_text())["model"]["pruning"]["sparsity"] == 0.6
     # int8 of the pruned model vs the pruned Keras model (a tiny, barely trained model: loose bound)
