@@ -232,16 +232,12 @@ def learn_pcaps(
     cfg: Any, model: Any, families: FamilyModel, pcaps: Iterable[str], params: LearnParams
 ) -> LearnResult:
     """Learn from capture files (each replayed on its own, as ``edge-nids run --pcap`` would)."""
-    from edge_nids.flows.pcap import open_capture
+    from edge_nids.agent.pipeline import replay_capture
 
     learner = Learner(model, families, params)
     names = []
     for path in pcaps:
-        pipe = _pipeline(cfg, model, learner, None)
-        with open_capture(path) as cap:
-            for rec in cap:
-                pipe.packet(rec)
-        pipe.finish()
+        replay_capture(_pipeline(cfg, model, learner, None), path)
         names.append(str(path))
         log.info("learnt from %s: %d flows so far", path, len(learner.seen))
     return learner.result(names)

@@ -37,7 +37,7 @@ from edge_nids.flows.decode import Decoder
 from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.flows.table import FlowConfig, FlowTable
 
-__all__ = ["BYTES_PER_FLOW", "MAX_RECHECK_S", "Model", "Pipeline", "effective_max_flows"]
+__all__ = ["BYTES_PER_FLOW", "MAX_RECHECK_S", "Model", "Pipeline", "effective_max_flows", "replay_capture"]
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +430,19 @@ class Pipeline:
             "stats": suricata,
             "metadata": {"flowints": {OWN_STATS_KEY: own}},
         }
+
+
+def replay_capture(pipe: Pipeline, pcap: Any) -> Pipeline:
+    """Feed every record of a capture file to ``pipe`` and finish it (end of input); returns
+    it. The evaluation, the family training and ``edge-nids learn`` replay this way, with
+    ``Pipeline.on_verdict`` set and no outputs."""
+    from edge_nids.flows.pcap import open_capture
+
+    with open_capture(pcap) as cap:
+        for rec in cap:
+            pipe.packet(rec)
+    pipe.finish()
+    return pipe
 
 
 def _flow_config(cfg: AgentConfig, profile: str) -> FlowConfig:

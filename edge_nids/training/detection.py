@@ -301,10 +301,9 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
     """Replay ``pcap`` through the agent's pipeline with ``bundle`` (the agent config's defaults),
     recording every classification of every flow, open-flow checks included."""
     from edge_nids.agent.config import from_dict
-    from edge_nids.agent.pipeline import Pipeline
+    from edge_nids.agent.pipeline import Pipeline, replay_capture
     from edge_nids.agent.service import load_model
     from edge_nids.agent.stats import AgentStats
-    from edge_nids.flows.pcap import open_capture
 
     cfg = from_dict({"model": {"path": str(bundle)}})
     model = load_model(cfg)
@@ -325,10 +324,7 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
             out.checks.append(checks)
 
     pipe.on_verdict = seen
-    with open_capture(pcap) as cap:
-        for rec in cap:
-            pipe.packet(rec)
-    pipe.finish()
+    replay_capture(pipe, pcap)
     return out
 
 

@@ -62,9 +62,8 @@ def capture_snapshots(
     pcap: Path, label: str | Callable[[Any], str], model: Any, cfg: Any, name: str
 ) -> Snapshots:
     """Replay ``pcap`` through the agent pipeline; one row per classification of each flow."""
-    from edge_nids.agent.pipeline import Pipeline
+    from edge_nids.agent.pipeline import Pipeline, replay_capture
     from edge_nids.agent.stats import AgentStats
-    from edge_nids.flows.pcap import open_capture
 
     rows: list[list[float]] = []
     labels: list[str] = []
@@ -91,10 +90,7 @@ def capture_snapshots(
 
     pipe = Pipeline(cfg, model, None, None, AgentStats(), None)
     pipe.on_verdict = hook
-    with open_capture(pcap) as cap:
-        for rec in cap:
-            pipe.packet(rec)
-    pipe.finish()
+    replay_capture(pipe, pcap)
     return Snapshots(
         np.array(rows, dtype=np.float64).reshape(len(rows), -1),
         np.array(labels, dtype=object),

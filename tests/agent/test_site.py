@@ -14,7 +14,6 @@ from edge_nids.agent.families import load_family_model
 from edge_nids.agent.learn import LearnParams, LearnRefused, format_report, learn_pcaps, parse_duration
 from edge_nids.agent.site import SiteError, load_site
 from edge_nids.flows.labels import load_labels
-from edge_nids.flows.pcap import open_capture
 
 from .stage_helpers import DEMO_LABELS, DEMO_PCAP
 
@@ -35,7 +34,7 @@ def _model(bundle: Path | None = None, site: str | None = None) -> tuple[Any, An
 
 def _replay(cfg: Any, model: Any, pcaps: list[Path], labels: Any = None) -> tuple[int, int, Counter]:
     """(flows, flows alerted, alerted flows per label) of replaying ``pcaps`` with ``model``."""
-    from edge_nids.agent.pipeline import Pipeline
+    from edge_nids.agent.pipeline import Pipeline, replay_capture
     from edge_nids.agent.stats import AgentStats
 
     flows = alerts = 0
@@ -54,10 +53,7 @@ def _replay(cfg: Any, model: Any, pcaps: list[Path], labels: Any = None) -> tupl
                 hit.discard(id(f))
 
         pipe.on_verdict = hook
-        with open_capture(p) as cap:
-            for rec in cap:
-                pipe.packet(rec)
-        pipe.finish()
+        replay_capture(pipe, p)
         flows += stats.flows
         alerts += stats.alerts
     return flows, alerts, per_label
