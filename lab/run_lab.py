@@ -37,6 +37,7 @@ from lab.pcapcheck import capture_stats, check_labels
 from lab.scenarios import (
     COMPOSITES,
     SCENARIOS,
+    SWEEPS,
     LabContext,
     ScenarioError,
     Step,
@@ -56,16 +57,19 @@ LAB_DIR = Path(__file__).resolve().parent
 #: Debian packages the lab installs when a tool is missing.
 APT_PACKAGES = (
     "nmap", "hping3", "slowhttptest", "hydra", "nginx", "openssh-server", "openssh-client", "sshpass",
-    "iperf3", "tcpdump", "apache2-utils", "wrk", "curl", "iproute2", "ethtool",
+    "iperf3", "tcpdump", "apache2-utils", "wrk", "curl", "iproute2", "ethtool", "mosquitto",
 )  # fmt: skip
 _BINARIES = (
     "nmap", "hping3", "slowhttptest", "hydra", "nginx", "sshd", "ssh", "scp", "ssh-keygen", "sshpass",
     "iperf3", "tcpdump", "ab", "wrk", "curl", "ip", "ss", "ethtool", "useradd", "chpasswd",
+    "mosquitto", "mosquitto_passwd",
 )  # fmt: skip
 DEMO_MAX_BYTES = 2_000_000
 DEMO_SEED = 7
 SSH_USER = "enlab"
 VICTIM = "192.0.2.10"
+#: More addresses of the victim's network (on the victim's interface), touched only by sweeps.
+NEIGHBOURS = tuple(f"192.0.2.{i}" for i in range(20, 84))
 
 
 @dataclass
@@ -205,8 +209,11 @@ def _run_steps(
                 time.sleep(step.pause_s)
 
 
-def _run_attack(lab: Testbed, name: str, ctx: LabContext, tally: _StepCounter, settle_s: float) -> LabelRow:
-    """Run attack ``name``; its label window spans the tool run plus ``settle_s`` s for the last replies."""
+def _run_attack(
+    lab: Testbed, name: str, ctx: LabContext, tally: _StepCounter, settle_s: float
+) -> list[LabelRow]:
+    """Run attack ``name``; its label window spans the tool run plus ``settle_s`` s for the last replies
+    (one row for the victim, and one for each neighbour when the attack is a sweep)."""
     scenario = SCENARIOS[name]
     assert scenario.label is not None
     steps = build_steps(name, ctx)
@@ -216,7 +223,8 @@ def _run_attack(lab: Testbed, name: str, ctx: LabContext, tally: _StepCounter, s
     _run_steps(lab, steps, f"{name}.log", tally)
     end = time.time()
     time.sleep(settle_s)
-    return LabelRow(name, scenario.label, ctx.attacker, ctx.victim, start, end + settle_s)
+    victims = [ctx.victim, *(ctx.neighbours if name in SWEEPS else ())]
+    return [LabelRow(name, scenario.label, ctx.attacker, v, start, end + settle_s) for v in victims]
 
 
 def run_scenario(lab: Testbed, name: str, ctx: LabContext, out: Path, settle_s: float) -> ScenarioResult:
@@ -245,14 +253,14 @@ def run_scenario(lab: Testbed, name: str, ctx: LabContext, out: Path, settle_s: 
             for i, (attack, factor) in enumerate(comp.attacks):
                 if i:
                     time.sleep(comp.gap_s)
-                rows.append(_run_attack(lab, attack, replace(ctx, scale=ctx.scale * factor), tally, settle_s))
+                rows += _run_attack(lab, attack, replace(ctx, scale=ctx.scale * factor), tally, settle_s)
             time.sleep(comp.tail_s)
         finally:
             stop.set()
             for t in threads:
                 t.join(timeout=15)
     elif SCENARIOS[name].label is not None:
-        rows.append(_run_attack(lab, name, ctx, tally, settle_s))
+        rows += _run_attack(lab, name, ctx, tally, settle_s)
     else:
         _run_steps(lab, build_steps(name, ctx), f"{name}.log", tally)
     time.sleep(settle_s)
@@ -271,8 +279,9 @@ def _print_summary(results: Sequence[ScenarioResult]) -> None:
     for r in results:
         steps = f"{r.steps_ok}/{r.steps_failed}/{r.steps_killed}"
         labels = ", ".join(r.labels) or "BENIGN"
+        runs = len({(w.scenario, w.start) for w in r.rows})
         print(f"{r.name:<15} {r.packets:>8} {r.dropped:>7} {r.duration_s:>6.1f} {r.pcap_bytes / 1e6:>8.2f} "
-              f"{steps:>18} {len(r.rows):>7} {r.attacker_outside:>7}  {labels}")  # fmt: skip
+              f"{steps:>18} {runs:>7} {r.attacker_outside:>7}  {labels}")  # fmt: skip
     print("attacks: labelled attack runs; outside: packets to/from an attacker outside every label window")
 
 
@@ -348,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hosts = rng.sample(range(10, 250), 5)
         attacker, clients = f"198.51.100.{hosts[0]}", tuple(f"203.0.113.{h}" for h in hosts[1:])
         password = f"lab-{rng.randrange(16**8):08x}"
-        lab = Testbed(work, out / "logs", VICTIM, attacker, clients)
+        lab = Testbed(work, out / "logs", VICTIM, attacker, clients, NEIGHBOURS)
         atexit.register(lab.close)
         lab.ensure_user(SSH_USER, password)
         web, uploads, downloads = _make_files(work, rng, Path(f"/home/{SSH_USER}"))
@@ -358,13 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             victim=VICTIM, attacker=attacker, clients=clients, web_files=tuple(web), ssh_user=SSH_USER,
             ssh_password=password, upload_files=tuple(uploads), download_files=tuple(downloads),
             wordlist=str(wordlist), workdir=str(work), python=sys.executable,
-            dnslike=str(LAB_DIR / "dnslike.py"), seed=seed, scale=scale,
+            dnslike=str(LAB_DIR / "dnslike.py"), seed=seed, scale=scale, neighbours=NEIGHBOURS,
         )  # fmt: skip
         lab.up()
         wan = draw_wan(scenario_rng(seed, "wan")) if args.wan else None
         if wan is not None:
             lab.shape(wan)
-        lab.start_servers(work / "www", LAB_DIR / "dnslike.py", sys.executable, SSH_USER)
+        lab.start_servers(work / "www", LAB_DIR / "dnslike.py", sys.executable, SSH_USER, password)
         results: list[ScenarioResult] = []
         rows: list[LabelRow] = []
         t0 = time.monotonic()

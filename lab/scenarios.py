@@ -16,6 +16,7 @@ import ipaddress
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "ATTACKER_NET",
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_SCALE",
     "MIN_SCALE",
     "SCENARIOS",
+    "SWEEPS",
     "VICTIM_NET",
     "Composite",
     "LabContext",
@@ -65,6 +67,8 @@ class LabContext:
     python, dnslike: interpreter and path of ``dnslike.py``.
     scale: multiplies counts and durations (1.0 = default, ~10 min for all).
     light: keep the traffic small (demo capture): web files ≤ 16 KB only.
+    neighbours: more addresses of the victim's network, answered by the victim (a quarter
+    of them with a web server), that only network sweeps touch.
     """
 
     victim: str
@@ -82,6 +86,7 @@ class LabContext:
     seed: int = 0
     scale: float = 1.0
     light: bool = False
+    neighbours: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -316,6 +321,37 @@ def _nmap(kind: str) -> Callable[[LabContext, random.Random], list[Step]]:
     return build
 
 
+def _nmap_sweep(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """A network sweep of the victim's /25 (the victim and its neighbours): host discovery with
+    IP probes, then a few ports on every host, as Angry IP or masscan-style inventory scans do."""
+    net = f"{ctx.victim.rsplit('.', 1)[0]}.0/25"
+    limit = 90 * max(1.0, ctx.scale)
+    common = [
+        "-n",
+        f"-T{rng.choice([3, 4, 4, 5])}",
+        "--max-retries",
+        "1",
+        "--host-timeout",
+        f"{round(limit)}s",
+    ]
+    discover = ["nmap", "-sn", "--send-ip", *common]
+    discover += rng.choice([[], ["-PE"], ["-PS22,80,443"], ["-PE", "-PA80", "-PP"]])
+    ports = sorted(
+        rng.sample([21, 22, 23, 25, 53, 80, 110, 139, 443, 445, 3389, 5900, 8080, 8443], rng.randint(2, 6))
+    )
+    probe = ["nmap", rng.choice(["-sS", "-sT"]), "-Pn", *common, "-p", ",".join(map(str, ports))]
+    if rng.random() < 0.3:
+        probe += ["--scan-delay", f"{rng.choice([5, 20])}ms"]
+    return [
+        Step("attacker", (*discover, net), limit + 15, 1.0),
+        Step("attacker", (*probe, net), limit + 15, 1.0),
+    ]
+
+
+#: Attacks that touch the victim's neighbours too (their label windows cover every address).
+SWEEPS: frozenset[str] = frozenset({"nmap_sweep"})
+
+
 def _hping_burst(ctx: LabContext, count: int, interval_us: int, mode: Sequence[str]) -> Step:
     """One hping3 burst of ``count`` packets every ``interval_us`` µs; ``mode``: its packet options."""
     argv = ("hping3", "-q", *mode, "-c", str(count), "-i", f"u{interval_us}", ctx.victim)
@@ -355,8 +391,28 @@ def _slowloris(ctx: LabContext, rng: random.Random) -> list[Step]:
     return [Step("attacker", argv, seconds + 30.0)]
 
 
+def _mqttlike(ctx: LabContext) -> str:
+    return str(Path(ctx.dnslike).with_name("mqttlike.py"))
+
+
+def _mqtt(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """Telemetry sensors publishing to the broker, some over one long-lived connection, some
+    connecting anew for every reading (lab/mqttlike.py)."""
+    steps = []
+    for _ in range(2):
+        seconds = _n(40, ctx.scale, 5)
+        argv = (
+            ctx.python, _mqttlike(ctx), "telemetry", "--server", ctx.victim,
+            "--bind", rng.choice(ctx.clients), "--user", ctx.ssh_user, "--password", ctx.ssh_password,
+            "--sensors", str(rng.randint(2, 6)), "--seconds", str(seconds),
+            "--seed", str(rng.randrange(2**31)),
+        )  # fmt: skip
+        steps.append(Step("client", argv, seconds + 30.0, 0.5))
+    return steps
+
+
 def _ssh_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
-    tasks = rng.choice([2, 4, 6])
+    tasks = rng.choice([1, 2, 4, 6, 8, 16])
     argv = (
         "hydra",
         "-I",
@@ -372,6 +428,35 @@ def _ssh_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
         f"ssh://{ctx.victim}",
     )
     return [Step("attacker", argv, 120 * max(1.0, ctx.scale) + 30)]
+
+
+def _http_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """hydra against the web server: HTTP basic auth on /private/, or a login form on /login;
+    two runs with their own module, parallel tasks and (sometimes) a wait between tries."""
+    steps = []
+    for _ in range(2):
+        tasks = str(rng.choice([1, 2, 4, 8, 16]))
+        argv = ["hydra", "-I", "-l", ctx.ssh_user, "-P", ctx.wordlist, "-t", tasks]
+        if rng.random() < 0.3:
+            argv += ["-W", str(rng.choice([1, 2]))]
+        if rng.random() < 0.5:
+            argv += ["-f", ctx.victim, "http-get", "/private/"]
+        else:
+            argv += [ctx.victim, "http-post-form", "/login:user=^USER^&pass=^PASS^:F=login failed"]
+        steps.append(Step("attacker", tuple(argv), 90 * max(1.0, ctx.scale) + 30, 1.0))
+    return steps
+
+
+def _mqtt_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """MQTT CONNECT password guessing, a new connection per guess (lab/mqttlike.py guess)."""
+    seconds = 60 * max(1.0, ctx.scale)
+    argv = (
+        ctx.python, _mqttlike(ctx), "guess", "--server", ctx.victim, "--user", ctx.ssh_user,
+        "--wordlist", ctx.wordlist, "--parallel", str(rng.choice([1, 2, 4, 8])),
+        "--pause-max", str(rng.choice([0, 0, 0.05, 0.3])), "--max-seconds", str(seconds),
+        "--seed", str(rng.randrange(2**31)),
+    )  # fmt: skip
+    return [Step("attacker", argv, seconds + 30.0, 1.0)]
 
 
 def _http_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
@@ -434,13 +519,27 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("scp", None, "scp uploads and downloads of 64 KB-2 MB files", _scp),
         Scenario("dns", None, "DNS-like UDP queries and answers (lab/dnslike.py)", _dns),
         Scenario("iperf", None, "one iperf3 TCP transfer at 10-30 Mbit/s", _iperf),
+        Scenario("mqtt", None, "MQTT telemetry: sensors publishing readings, long-lived or one-shot", _mqtt),
         Scenario("nmap_syn", "PortScan", "two nmap SYN scans (-sS), own ports and timing", _nmap("syn")),
         Scenario("nmap_connect", "PortScan", "two nmap connect scans (-sT)", _nmap("connect")),
         Scenario("nmap_version", "PortScan", "nmap service/version scan (-sV)", _nmap("version")),
         Scenario("nmap_udp", "PortScan", "nmap UDP scan (-sU) of the top UDP ports", _nmap("udp")),
+        Scenario(
+            "nmap_sweep",
+            "PortScan",
+            "nmap host discovery and a few ports across the victim's /25",
+            _nmap_sweep,
+        ),
         Scenario("syn_flood", "DoS SYN Flood", "two hping3 SYN bursts on a web or SSH port", _syn_flood),
         Scenario("slowloris", "DoS slowloris", "slowhttptest slow headers (slowloris) on nginx", _slowloris),
         Scenario("ssh_bruteforce", "SSH-BruteForce", "hydra SSH password guessing", _ssh_bruteforce),
+        Scenario(
+            "http_bruteforce",
+            "HTTP-BruteForce",
+            "hydra HTTP basic-auth or login-form guessing",
+            _http_bruteforce,
+        ),
+        Scenario("mqtt_bruteforce", "MQTT-BruteForce", "MQTT CONNECT password guessing", _mqtt_bruteforce),
         Scenario("http_flood", "DoS HTTP Flood", "three ab/wrk bursts, pages ≤ 16 KB", _http_flood),
         Scenario("udp_flood", "DoS UDP Flood", "two hping3 UDP bursts", _udp_flood),
     )

@@ -137,15 +137,23 @@ class Testbed:
 
     workdir: scratch directory (configs, web files); logdir: server, tool and tcpdump
     output. victim, attacker: IPv4
-    addresses; clients: benign client addresses (the first is the client's primary).
+    addresses; clients: benign client addresses (the first is the client's primary);
+    neighbours: more addresses on the victim's interface (the rest of its network, for
+    sweeps), every fourth of them with the web server too.
     """
 
     def __init__(
-        self, workdir: Path, logdir: Path, victim: str, attacker: str, clients: Sequence[str]
+        self,
+        workdir: Path,
+        logdir: Path,
+        victim: str,
+        attacker: str,
+        clients: Sequence[str],
+        neighbours: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.logdir = Path(logdir)
-        self.addrs = {"victim": [victim], "attacker": [attacker], "client": list(clients)}
+        self.addrs = {"victim": [victim, *neighbours], "attacker": [attacker], "client": list(clients)}
         tag = f"enl{os.getpid()}"
         self.ns = {host: f"{tag}-{host}" for host in ("sw", "victim", "attacker", "client")}
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -294,14 +302,19 @@ class Testbed:
             self._created_user = user
         subprocess.run(["chpasswd"], input=f"{user}:{password}", text=True, capture_output=True, check=True)
 
-    def start_servers(self, webroot: Path, dnslike: Path, python: str, ssh_user: str) -> None:
-        """Start nginx, sshd (only ``ssh_user`` may log in), the DNS-like responder and iperf3 in the
-        victim namespace; return once all of them listen."""
+    def start_servers(self, webroot: Path, dnslike: Path, python: str, ssh_user: str, password: str) -> None:
+        """Start nginx, sshd (only ``ssh_user`` may log in), the DNS-like responder, iperf3 and
+        mosquitto in the victim namespace; return once all of them listen.
+
+        ``ssh_user`` with ``password`` may also log in to nginx's ``/private/`` (HTTP basic
+        auth) and to mosquitto (no anonymous clients); ``/login`` answers every POST with
+        "login failed" (the target of form brute force)."""
         victim = self.addrs["victim"][0]
         conf = self.workdir / "conf"
         conf.mkdir(exist_ok=True)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (conf / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+        listen_more = "".join(f"        listen {a}:80;\n" for a in self.addrs["victim"][1::4])
         (conf / "nginx.conf").write_text(
             f"""user root;
 worker_processes 1;
@@ -321,8 +334,10 @@ http {{
     keepalive_timeout 15;
     server {{
         listen {victim}:80 backlog=1024;
-        root {webroot};
+{listen_more}        root {webroot};
         autoindex on;
+        location /private/ {{ auth_basic "lab"; auth_basic_user_file {conf}/htpasswd; }}
+        location = /login {{ default_type text/html; return 200 "<p>login failed</p>\n"; }}
     }}
 }}
 """
@@ -348,6 +363,20 @@ LoginGraceTime 20
 Subsystem sftp internal-sftp
 """
         )
+        (conf / "htpasswd").write_text(f"{ssh_user}:{{PLAIN}}{password}\n")
+        (conf / "mosquitto.conf").write_text(
+            f"""user root
+persistence false
+log_dest stderr
+listener 1883 {victim}
+allow_anonymous false
+password_file {conf}/mosquitto.passwd
+max_connections 2048
+"""
+        )
+        (conf / "mosquitto.passwd").touch()
+        _sh(["mosquitto_passwd", "-b", str(conf / "mosquitto.passwd"), ssh_user, password],
+            "write the mosquitto password file")  # fmt: skip
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         _sh(["/usr/sbin/sshd", "-t", "-f", str(conf / "sshd_config")], "check the sshd config")
         nginx = ["nginx", "-p", str(conf), "-c", str(conf / "nginx.conf")]
@@ -356,7 +385,9 @@ Subsystem sftp internal-sftp
         self.spawn("victim", ["/usr/sbin/sshd", "-D", "-e", "-f", str(conf / "sshd_config")], "sshd.log")
         self.spawn("victim", [python, str(dnslike), "serve", "--bind", victim, "--port", "53"], "dnslike.log")
         self.spawn("victim", ["iperf3", "-s", "-B", victim, "-p", "5201"], "iperf3.log")
+        self.spawn("victim", ["mosquitto", "-c", str(conf / "mosquitto.conf")], "mosquitto.log")
         want = {"tcp:80": "nginx", "tcp:22": "sshd", "udp:53": "dnslike", "tcp:5201": "iperf3"}
+        want["tcp:1883"] = "mosquitto"
         deadline = time.monotonic() + 15
         missing = set(want)
         while time.monotonic() < deadline:

@@ -98,6 +98,8 @@ _CLASS_FAMILY: dict[str, str] = {
     "DoS HTTP Flood": "http_flood",
     "DoS slowloris": "slow_dos",
     "SSH-BruteForce": "brute_force",
+    "HTTP-BruteForce": "brute_force",
+    "MQTT-BruteForce": "brute_force",
     "BruteForce": "brute_force",
 }
 

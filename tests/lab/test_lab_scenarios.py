@@ -54,9 +54,9 @@ def _count_arg(steps: list[Step], flag: str) -> int:
 
 def test_groups_expand_in_order() -> None:
     assert select_scenarios("all") == list(SCENARIOS)
-    assert select_scenarios("benign") == ["web", "browse", "poll", "ssh", "scp", "dns", "iperf"]
+    assert select_scenarios("benign") == ["web", "browse", "poll", "ssh", "scp", "dns", "iperf", "mqtt"]
     attacks = select_scenarios("attacks")
-    assert all(SCENARIOS[n].label for n in attacks) and len(attacks) == 9
+    assert all(SCENARIOS[n].label for n in attacks) and len(attacks) == 12
     assert select_scenarios("dns, nmap_syn,demo") == ["dns", "nmap_syn", "demo"]
 
 
@@ -97,6 +97,7 @@ def test_every_scenario_is_bounded_and_stays_in_the_lab(name: str, scale: float)
     if attack:
         # Each attack tool also gets its own count or time limit.
         limits = {"hping3": "-c", "slowhttptest": "-l", "ab": "-t", "wrk": "-d", "nmap": "--host-timeout"}
+        limits["/usr/bin/python3"] = "--max-seconds"  # lab/mqttlike.py guess
         for step in steps:
             assert limits.get(step.argv[0], "-P") in step.argv, step.argv
 
