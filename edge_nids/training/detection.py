@@ -33,7 +33,7 @@ from edge_nids.flows.labels import BENIGN, load_labels
 from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.training.corpus import Capture, _label_function, build_corpus, find_captures
 
-__all__ = ["EXCLUDED", "INPUTS", "flow_kind", "main", "register", "replay"]
+__all__ = ["EXCLUDED", "INPUTS", "flow_kind", "lab_first_alerts", "main", "register", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -513,10 +513,11 @@ def _ip(text: str) -> bytes:
     return ipaddress.ip_address(text).packed
 
 
-def _lab_first_alerts(rep: Replayed, labels_csv: Path, thr: float) -> dict[str, list[float]]:
-    """Per attack label, seconds from each attack run's start to its first alert (inf: none)."""
+def _lab_first_alerts(rep: Replayed, labels_csv: Path, thr: float) -> dict[tuple[str, str, int], float]:
+    """Per attack run of ``labels_csv`` ((label, scenario, start µs)), seconds from its start to
+    its first alert in this replay (inf: none here)."""
     alerts = rep.alert_us(thr)
-    out: dict[str, list[float]] = defaultdict(list)
+    out: dict[tuple[str, str, int], float] = {}
     for rule in load_labels(labels_csv).rules:
         pair = {rule.attacker, rule.victim}
         times = [
@@ -524,7 +525,28 @@ def _lab_first_alerts(rep: Replayed, labels_csv: Path, thr: float) -> dict[str, 
             for s, d, f, t in zip(rep.srcs, rep.dsts, rep.first_us, alerts, strict=True)
             if t is not None and {s, d} == pair and rule.start_us <= f <= rule.end_us
         ]
-        out[rule.label].append((min(times) - rule.start_us) / 1e6 if times else float("inf"))
+        key = (rule.label, rule.scenario, rule.start_us)
+        first = (min(times) - rule.start_us) / 1e6 if times else float("inf")
+        out[key] = min(out.get(key, float("inf")), first)
+    return out
+
+
+def lab_first_alerts(
+    replays: Sequence[Replayed], run_dirs: Sequence[Path], thr: float
+) -> dict[str, list[str]]:
+    """Per attack label, ``"scenario seconds"`` of each attack run (in label-file order) from its
+    start to its first alert in any of ``replays``, ``"scenario none"`` when it never alerted.
+    A sweep's rows (one per victim address, same start) count as one run."""
+    first: dict[tuple[str, str, int], float] = {}
+    for run_dir in run_dirs:
+        if not (run_dir / "labels.csv").is_file():
+            continue
+        for r in replays:
+            for key, t in _lab_first_alerts(r, run_dir / "labels.csv", thr).items():
+                first[key] = min(first.get(key, float("inf")), t)
+    out: dict[str, list[str]] = defaultdict(list)
+    for (label, scenario, _start), t in first.items():
+        out[label].append(f"{scenario} {'none' if t == float('inf') else f'{t:.2f}'}")
     return out
 
 
@@ -690,18 +712,13 @@ def render(res: Results) -> str:
         "",
         "## Lab test run (final model, never trained on)",
         "",
-        "| label | flows | CNN-LSTM (agent) | first alert after each run's start (s) | random forest |",
+        "| label | flows | CNN-LSTM (agent) | first alert after each run's start (scenario, s) "
+        "| random forest |",
         "|---|---:|---:|---|---:|",
     ]
-    firsts: dict[str, list[float]] = defaultdict(list)
-    for r in res.test.values():
-        for run_dir in map(Path, a.get("test_lab", [])):
-            if (run_dir / "labels.csv").is_file():
-                for lab, ts in _lab_first_alerts(r, run_dir / "labels.csv", thr).items():
-                    if lab in r.labels:
-                        firsts[lab].extend(t for t in ts if t != float("inf"))
+    firsts = lab_first_alerts(list(res.test.values()), [Path(p) for p in a.get("test_lab", [])], thr)
     for lab in sorted(lab_ag.n, key=lambda x: (x != BENIGN, x)):
-        ft = ", ".join("none" if t == float("inf") else f"{t:.2f}" for t in sorted(set(firsts.get(lab, []))))
+        ft = ", ".join(firsts.get(lab, []))
         L.append(f"| {lab} | {lab_ag.n[lab]} | {lab_ag.cell(lab)} | {ft or '—'} | {lab_rf.cell(lab)} |")
     for title, r in res.gold.items():
         fl = r.flagged(thr)

@@ -14,8 +14,10 @@ from edge_nids.training.corpus import Capture, attack_labeller, build_corpus, fi
 from edge_nids.training.detection import (
     FLOW_KINDS,
     INPUTS,
+    Replayed,
     assign_folds,
     flow_kind,
+    lab_first_alerts,
     load_flows,
     pick_threshold,
     replay,
@@ -113,3 +115,31 @@ def test_replay_records_every_classification_of_every_flow() -> None:
     assert sum(rep.flagged(0.5)) == sum(s >= 0.5 for s in scores)
     first = rep.alert_us(0.0)
     assert all(t is not None and t >= f for t, f in zip(first, rep.first_us, strict=True))
+
+
+def test_lab_first_alerts_name_each_run_and_say_none_when_one_never_alerts(tmp_path: Path) -> None:
+    import ipaddress
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "labels.csv").write_text(
+        "scenario,label,attacker,victim,start,end\n"
+        "nmap_syn,PortScan,198.51.100.7,192.0.2.10,100.0,110.0\n"
+        "nmap_udp,PortScan,198.51.100.7,192.0.2.10,200.0,210.0\n"
+        "nmap_sweep,PortScan,198.51.100.7,192.0.2.10,300.0,310.0\n"
+        "nmap_sweep,PortScan,198.51.100.7,192.0.2.20,300.0,310.0\n"
+    )
+    a, v, n = (ipaddress.ip_address(x).packed for x in ("198.51.100.7", "192.0.2.10", "192.0.2.20"))
+    # one pcap: the SYN scan alerts 1.5 s in (second flow), the UDP scan's flow stays below 0.9,
+    # the sweep alerts only on the neighbour, 0.25 s in
+    syn = Replayed(
+        labels=["PortScan"] * 2, srcs=[a, a], dsts=[v, v], first_us=[100_200_000, 101_000_000],
+        checks=[[(100_300_000, 0.2)], [(101_000_000, 0.5), (101_500_000, 0.95)]],
+    )  # fmt: skip
+    other = Replayed(
+        labels=["PortScan"] * 3, srcs=[a, a, a], dsts=[v, v, n],
+        first_us=[200_100_000, 300_000_000, 300_100_000],
+        checks=[[(200_600_000, 0.8)], [(300_500_000, 0.1)], [(300_250_000, 0.99)]],
+    )  # fmt: skip
+    got = lab_first_alerts([syn, other], [run, tmp_path / "missing"], 0.9)
+    assert got == {"PortScan": ["nmap_syn 1.50", "nmap_udp none", "nmap_sweep 0.25"]}
