@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two classifications of one open flow, s.
 MAX_RECHECK_S = 60
+#: Ticks a replay runs in a gap between two packets, at the times they fell due (a live agent's
+#: clock runs them): at 100 ms a tick, the first 6.4 s of a gap. Without them a batch waiting at
+#: the start of a quiet spell, and open flows due for a check, waited for the next packet: an
+#: nmap -sV capture's first alert came 6.3 s late (its version probes wait 6 s for answers).
+MAX_CATCH_UP_TICKS = 64
 
 #: Measured upper estimate of one open flow's memory in the flow table, bytes (bench/bench_agent.py).
 BYTES_PER_FLOW = 2048
@@ -146,6 +151,8 @@ class Pipeline:
     def packet(self, rec: tuple[int, int, bytes, int]) -> None:
         """One capture record (ts_us, linktype, frame, wire_len)."""
         ts_us, linktype, frame, wire_len = rec
+        if self._next_tick_us and ts_us > self._next_tick_us:
+            self._catch_up(ts_us)
         st = self.stats
         st.packets += 1
         st.bytes += wire_len
@@ -158,6 +165,14 @@ class Pipeline:
                 self._ended(ended)
         if self.now_us >= self._next_tick_us:
             self.tick(self.now_us)
+
+    def _catch_up(self, ts_us: int) -> None:
+        """Run the ticks that fell due before ``ts_us`` (at most ``MAX_CATCH_UP_TICKS``)."""
+        for _ in range(MAX_CATCH_UP_TICKS):
+            due = self._next_tick_us
+            if due >= ts_us:
+                return
+            self.tick(due)
 
     def tick(self, now_us: int) -> None:
         """Advance time to ``now_us`` (µs): expire idle flows, sweep open ones, flush a due batch."""
