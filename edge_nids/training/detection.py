@@ -114,11 +114,14 @@ def flow_kind(x: Sequence[float]) -> str:
 
 @dataclass
 class CaptureFlows:
-    """One capture's flows (final features from the CSV) and labels."""
+    """One capture's flows (final features from the CSV) and labels; ``open_X``/``open_classes``:
+    the same capture's open flows as the agent checks them (see :func:`attach_open_checks`)."""
 
     cap: Capture
     X: np.ndarray
     classes: np.ndarray
+    open_X: np.ndarray | None = None
+    open_classes: np.ndarray | None = None
 
     @property
     def attack(self) -> np.ndarray:
@@ -150,20 +153,66 @@ def assign_folds(caps: Sequence[Capture], k: int, seed: int) -> dict[str, int]:
     return folds
 
 
-def training_rows(
-    flows: Sequence[CaptureFlows], per_capture: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of every capture, at most ``per_capture`` per capture and class (seeded sample)."""
-    rng = np.random.default_rng(seed)
-    Xs, ys = [], []
+def attach_open_checks(
+    flows: Sequence[CaptureFlows],
+    datasets: Path | None,
+    lab_runs: Sequence[Path],
+    cache: Path,
+    bundle: str | None = None,
+) -> None:
+    """Give each capture its open-flow checks: the ``EDGE_FLOWS`` values of every flow at every
+    classification the agent makes while it is still open (``flows.classify_active_s`` after its
+    start, then at doubling intervals), labelled like the flow.
+
+    The agent alerts at its first classification above the threshold, mostly of an open flow (a
+    slowloris connection half a second old, a flood's flow before it times out), but the flow
+    CSVs hold each flow once, finished. Trained on those alone, the model first met a
+    slowloris connection 0.7 s into its life at test time (it scored 0.05-0.2, and the lab test
+    run's first alert came after 3.2 s). ``bundle`` (default: the agent's) only drives the
+    replay: its threshold is
+    lifted above 1 so that nothing alerts and every flow gets every check; cached next to the
+    corpus CSVs (:func:`edge_nids.training.snapshots.corpus_snapshots`).
+    """
+    from edge_nids.agent.config import from_dict
+    from edge_nids.agent.service import load_model
+    from edge_nids.training.snapshots import corpus_snapshots
+
+    cfg = from_dict({"model": {"path": bundle}} if bundle else {})
+    model = load_model(cfg)
+    model.threshold = 2.0
+    sources = sorted({cf.cap.source for cf in flows})
+    snaps = corpus_snapshots(datasets, lab_runs, cache / "open-checks", model, cfg, sources)
     for cf in flows:
-        for cls in np.unique(cf.classes):
-            idx = np.flatnonzero(cf.classes == cls)
-            if len(idx) > per_capture:
-                idx = np.sort(rng.choice(idx, per_capture, replace=False))
-            Xs.append(cf.X[idx])
-            ys.append(np.full(len(idx), cls != BENIGN))
-    return np.concatenate(Xs), np.concatenate(ys).astype(np.int64)
+        snap = snaps.get(cf.cap.source)
+        if snap is None:
+            continue
+        keep = (snap.capture == f"{cf.cap.source}/{cf.cap.name}") & ~snap.final
+        cf.open_X = snap.X[keep]
+        cf.open_classes = snap.label[keep].astype(str)
+
+
+def _sample(rng: np.random.Generator, X: np.ndarray, classes: np.ndarray, per_class: int) -> list[tuple]:
+    out = []
+    for cls in np.unique(classes):
+        idx = np.flatnonzero(classes == cls)
+        if len(idx) > per_class:
+            idx = np.sort(rng.choice(idx, per_class, replace=False))
+        out.append((X[idx], np.full(len(idx), cls != BENIGN)))
+    return out
+
+
+def training_rows(
+    flows: Sequence[CaptureFlows], per_capture: int, seed: int, per_capture_open: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of every capture, at most ``per_capture`` finished flows per capture and class and
+    ``per_capture_open`` open-flow checks (if attached) per capture and class (seeded samples)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for cf in flows:
+        parts += _sample(rng, cf.X, cf.classes, per_capture)
+        if per_capture_open and cf.open_X is not None and len(cf.open_X):
+            parts += _sample(rng, cf.open_X, cf.open_classes, per_capture_open)
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]).astype(np.int64)
 
 
 def _finite(X: np.ndarray) -> np.ndarray:
@@ -307,6 +356,10 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
 
     cfg = from_dict({"model": {"path": str(bundle)}})
     model = load_model(cfg)
+    # nothing alerts, so every flow gets every check: the agent stops checking a flow once it
+    # alerted, so a replay at the bundle's own threshold would lose the later checks that a
+    # higher threshold (the one picked from these replays) still needs
+    model.threshold = 2.0
     pipe = Pipeline(cfg, model, None, None, AgentStats(), None)
     open_checks: dict[int, list[tuple[int, float]]] = {}
     out = Replayed()
@@ -416,6 +469,9 @@ def run(args: argparse.Namespace) -> int:
     test_caps = find_captures(None, [Path(p) for p in args.test_lab], work / "corpus")
     build_corpus([*caps, *test_caps])
     flows = load_flows(caps)
+    if args.open_checks:
+        lab_runs = [Path(p) for p in args.lab]
+        attach_open_checks(flows, datasets, lab_runs, work / "corpus", args.replay_model)
     public = {cf.cap.name: cf for cf in flows if not cf.cap.source.startswith("lab")}
     lab_flows = [cf for cf in flows if cf.cap.source.startswith("lab")]
     folds = assign_folds(caps, args.folds, args.seed)
@@ -426,7 +482,7 @@ def run(args: argparse.Namespace) -> int:
     for k in range(args.folds):
         train = lab_flows + [cf for n, cf in public.items() if folds[n] != k]
         held = [cf for n, cf in public.items() if folds[n] == k]
-        X, y = training_rows(train, args.per_capture, args.seed + k)
+        X, y = training_rows(train, args.per_capture, args.seed + k, args.open_checks)
         rf = fit_forest(X, y, args.seed)
         cnn = fit_cnn(X, y, args.seed, args.model, args.epochs)
         bundle = write_bundle_from(
@@ -462,7 +518,7 @@ def run(args: argparse.Namespace) -> int:
     )
     res.rf_threshold = pick_threshold(benign_rf, args.target_fpr)
     # the final model: every capture, the threshold the cross-validation chose
-    X, y = training_rows(flows, args.per_capture, args.seed)
+    X, y = training_rows(flows, args.per_capture, args.seed, args.open_checks)
     final = fit_cnn(X, y, args.seed, args.model, args.epochs)
     final_rf = fit_forest(X, y, args.seed)
     notes = {
@@ -472,6 +528,7 @@ def run(args: argparse.Namespace) -> int:
             "lab_runs": [str(p) for p in args.lab],
         },
         "rows_per_capture_and_class": args.per_capture,
+        "open_checks_per_capture_and_class": args.open_checks,
         "train_rows": len(y),
         "attack_rows": int(y.sum()),
         "seed": args.seed,
@@ -577,7 +634,9 @@ def render(res: Results) -> str:
         f"plus the lab training runs ({', '.join(a['lab']) or 'none'}) and judged on the fold's captures, "
         "which they never saw. The lab test run "
         f"({', '.join(a['test_lab']) or 'none'}) is judged with the final model, which never saw it.",
-        f"- **Rows**: at most {a['per_capture']} flows per capture and class, drawn with a fixed seed.",
+        f"- **Rows**: at most {a['per_capture']} finished flows per capture and class, and at most "
+        f"{a.get('open_checks', 0)} open-flow checks (a flow's values each time the agent classifies "
+        "it before it ends), drawn with a fixed seed.",
         f"- **Inputs** ({len(INPUTS)} of schema `{EDGE_FLOWS.name}`): {', '.join(INPUTS)}.",
         f"- **CNN-LSTM (agent)**: the fold's `{a['model']}` converted to an int8 bundle; the held-out "
         "captures replayed through the agent's own pipeline (the code of `edge-nids run --pcap`, with "
@@ -760,6 +819,19 @@ def register(sub: Any) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--per-capture", type=int, default=300, help="flows per capture and class (default 300)")
+    p.add_argument(
+        "--open-checks",
+        type=int,
+        default=150,
+        help="open-flow checks (flows as the agent classifies them before they end) per capture and "
+        "class added to the training rows (default 150; 0: finished flows only)",
+    )
+    p.add_argument(
+        "--replay-model",
+        metavar="BUNDLE",
+        help="bundle that drives the replay collecting the open-flow checks (its scores are unused; "
+        "default: the agent's default bundle)",
+    )
     p.add_argument("--model", default="cnn-lstm", help="network (default cnn-lstm, the paper's stack)")
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--target-fpr", type=float, default=0.008, help="benign share the threshold may flag")

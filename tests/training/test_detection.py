@@ -16,6 +16,7 @@ from edge_nids.training.detection import (
     INPUTS,
     Replayed,
     assign_folds,
+    attach_open_checks,
     flow_kind,
     lab_first_alerts,
     load_flows,
@@ -143,3 +144,27 @@ def test_lab_first_alerts_name_each_run_and_say_none_when_one_never_alerts(tmp_p
     )  # fmt: skip
     got = lab_first_alerts([syn, other], [run, tmp_path / "missing"], 0.9)
     assert got == {"PortScan": ["nmap_syn 1.50", "nmap_udp none", "nmap_sweep 0.25"]}
+
+
+@pytest.mark.slow
+def test_open_checks_are_the_agents_classifications_of_open_flows(tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "demo"
+    run.mkdir()
+    shutil.copy(ROOT / "lab" / "captures" / "demo.pcap", run / "demo.pcap")
+    shutil.copy(ROOT / "lab" / "captures" / "demo.labels.csv", run / "labels.csv")
+    (cf,) = load_flows(build_corpus(find_captures(None, [run], tmp_path / "corpus")))
+    attach_open_checks([cf], None, [run], tmp_path / "corpus")
+    assert cf.open_X is not None and len(cf.open_X) == len(cf.open_classes) > 0
+    opened = dict(zip(*np.unique(cf.open_classes, return_counts=True), strict=True))
+    # slowloris connections stay open for seconds and are checked while open; a SYN flood's
+    # flows end at once (SYN, SYN-ACK, RST) and never are
+    assert opened.get("DoS slowloris", 0) > 0 and "DoS SYN Flood" not in opened
+    i = EDGE_FLOWS.index("Total Fwd Packets")
+    slow = cf.classes == "DoS slowloris"
+    # an open check sees a flow before its end: never more packets than its class's longest flow
+    assert cf.open_X[cf.open_classes == "DoS slowloris", i].max() <= cf.X[slow, i].max()
+    _, y0 = training_rows([cf], 50, 0)
+    _, y1 = training_rows([cf], 50, 0, per_capture_open=20)
+    assert len(y1) - len(y0) == sum(min(20, n) for n in opened.values())
