@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_nids.flows.labels import LABELS_HEADER
+from edge_nids.flows.labels import ANY_SOURCE, LABELS_HEADER
 
 __all__ = ["HEADER", "LabelError", "LabelRow", "format_labels", "parse_labels", "read_labels", "write_labels"]
 
@@ -73,7 +73,11 @@ class LabelRow:
 
     def covers(self, ts: float, a: str, b: str) -> bool:
         """True when a packet at ``ts`` (epoch s) between ``a`` and ``b`` falls in this window."""
-        return self.start <= ts <= self.end and {a, b} == {self.attacker, self.victim}
+        if not self.start <= ts <= self.end:
+            return False
+        if self.attacker == ANY_SOURCE:  # spoofed sources: every packet to or from the victim
+            return self.victim in (a, b)
+        return {a, b} == {self.attacker, self.victim}
 
 
 def format_labels(rows: Iterable[LabelRow]) -> str:

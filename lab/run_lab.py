@@ -32,11 +32,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
+from edge_nids.flows.labels import ANY_SOURCE
 from lab.labels import LabelRow, write_labels
 from lab.pcapcheck import capture_stats, check_labels
 from lab.scenarios import (
     COMPOSITES,
     SCENARIOS,
+    SPOOFED,
     SWEEPS,
     LabContext,
     ScenarioError,
@@ -224,7 +226,8 @@ def _run_attack(
     end = time.time()
     time.sleep(settle_s)
     victims = [ctx.victim, *(ctx.neighbours if name in SWEEPS else ())]
-    return [LabelRow(name, scenario.label, ctx.attacker, v, start, end + settle_s) for v in victims]
+    attacker = ANY_SOURCE if name in SPOOFED else ctx.attacker
+    return [LabelRow(name, scenario.label, attacker, v, start, end + settle_s) for v in victims]
 
 
 def run_scenario(lab: Testbed, name: str, ctx: LabContext, out: Path, settle_s: float) -> ScenarioResult:

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_SCALE",
     "MIN_SCALE",
     "SCENARIOS",
+    "SPOOFED",
     "SWEEPS",
     "VICTIM_NET",
     "Composite",
@@ -350,6 +351,8 @@ def _nmap_sweep(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 #: Attacks that touch the victim's neighbours too (their label windows cover every address).
 SWEEPS: frozenset[str] = frozenset({"nmap_sweep"})
+#: Attacks from spoofed sources (their label rows name no attacker: ``ANY_SOURCE``).
+SPOOFED: frozenset[str] = frozenset({"syn_flood_spoofed"})
 
 
 def _hping_burst(ctx: LabContext, count: int, interval_us: int, mode: Sequence[str]) -> Step:
@@ -367,6 +370,17 @@ def _syn_flood(ctx: LabContext, rng: random.Random) -> list[Step]:
         if rng.random() < 0.3:
             mode += ["-d", str(rng.choice([40, 120, 512]))]
         steps.append(_hping_burst(ctx, _n(10000, ctx.scale, 50), interval_us, mode))
+    return steps
+
+
+def _syn_flood_spoofed(ctx: LabContext, rng: random.Random) -> list[Step]:
+    """Two hping3 SYN bursts from random (spoofed) sources: every SYN a flow of its own, none
+    answered (the victim has no route back to them)."""
+    steps = []
+    for _ in range(2):
+        interval_us = rng.choice([100, 200, 500])
+        mode = ["-S", "--rand-source", "-p", rng.choice(["80", "80", "22", "443", "1883"])]
+        steps.append(_hping_burst(ctx, _n(5000, ctx.scale, 50), interval_us, mode))
     return steps
 
 
@@ -531,6 +545,12 @@ SCENARIOS: dict[str, Scenario] = {
             _nmap_sweep,
         ),
         Scenario("syn_flood", "DoS SYN Flood", "two hping3 SYN bursts on a web or SSH port", _syn_flood),
+        Scenario(
+            "syn_flood_spoofed",
+            "DoS SYN Flood",
+            "two hping3 SYN bursts from random spoofed sources",
+            _syn_flood_spoofed,
+        ),
         Scenario("slowloris", "DoS slowloris", "slowhttptest slow headers (slowloris) on nginx", _slowloris),
         Scenario("ssh_bruteforce", "SSH-BruteForce", "hydra SSH password guessing", _ssh_bruteforce),
         Scenario(

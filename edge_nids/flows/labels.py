@@ -4,7 +4,9 @@ CSV with the header ``scenario,label,attacker,victim,start,end``: ``start`` and
 ``end`` are epoch seconds (float), ``attacker`` and ``victim`` IP addresses. A flow
 gets the ``label`` of the first row whose {attacker, victim} equals the flow's
 address pair (either direction) and whose [start, end] contains the flow's first
-packet time; otherwise ``BENIGN``.
+packet time; otherwise ``BENIGN``. An ``attacker`` of ``0.0.0.0`` (``ANY_SOURCE``) stands
+for spoofed sources: the row labels every flow with its victim at one end in its window
+(the lab records a spoofed flood with nothing else running).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import math
 import os
 from dataclasses import dataclass
 
-__all__ = ["BENIGN", "LABELS_HEADER", "LabelError", "LabelRule", "Labeller", "load_labels"]
+__all__ = ["ANY_SOURCE", "BENIGN", "LABELS_HEADER", "LabelError", "LabelRule", "Labeller", "load_labels"]
 
 BENIGN = "BENIGN"
+#: The ``attacker`` of a row whose attack came from spoofed sources (any address).
+ANY_SOURCE = "0.0.0.0"
+_ANY = bytes(4)
 LABELS_HEADER: tuple[str, ...] = ("scenario", "label", "attacker", "victim", "start", "end")
 
 
@@ -44,8 +49,12 @@ class Labeller:
         self.rules = rules
         self.default = default
         self._by_pair: dict[frozenset[bytes], list[LabelRule]] = {}
+        self._by_victim: dict[bytes, list[LabelRule]] = {}  # ANY_SOURCE rows
         for rule in rules:
-            self._by_pair.setdefault(frozenset((rule.attacker, rule.victim)), []).append(rule)
+            if rule.attacker == _ANY:
+                self._by_victim.setdefault(rule.victim, []).append(rule)
+            else:
+                self._by_pair.setdefault(frozenset((rule.attacker, rule.victim)), []).append(rule)
 
     def label(self, src: bytes, dst: bytes, first_us: int) -> str:
         """Label for a flow between packed addresses ``src``/``dst`` starting at ``first_us`` (µs)."""
@@ -54,6 +63,11 @@ class Labeller:
             for rule in rules:
                 if rule.start_us <= first_us <= rule.end_us:
                     return rule.label
+        if self._by_victim:
+            for end in (dst, src):
+                for rule in self._by_victim.get(end, ()):
+                    if rule.start_us <= first_us <= rule.end_us:
+                        return rule.label
         return self.default
 
 

@@ -13,6 +13,7 @@ from edge_nids.cli import main
 from edge_nids.flows.extract import format_timestamp, format_value
 from edge_nids.flows.labels import LabelError, load_labels
 from edge_nids.flows.schema import EDGE_EXTRA_HEADER, TRAFFIC_LABELLING_HEADER
+from lab.labels import LabelRow
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 T0 = 1_700_000_000  # start of every scenario capture, epoch s
@@ -109,6 +110,28 @@ def test_labels_file(tmp_path: Path) -> None:
     # the pair matches in either direction; the first row whose window holds the start wins
     assert by_dport["80"] == "Web Attack"
     assert by_dport["53"] == "BENIGN"  # 198.51.100.53 is not in any row
+
+
+def test_labels_row_with_any_source_labels_every_flow_of_its_victim(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "scenario,label,attacker,victim,start,end\n"
+        f"spoofed,DoS SYN Flood,0.0.0.0,198.51.100.20,{T0 - 1},{T0 + 1}\n"
+        f"late,Other,0.0.0.0,198.51.100.53,{T0 + 5},{T0 + 9}\n"
+    )
+    rows = _extract(
+        tmp_path, str(DATA / "tcp_fin_close.pcap"), str(DATA / "udp_dns.pcap"), "--labels", str(labels)
+    )
+    by_dport = {r[4]: r[-1] for r in rows}
+    # the web flow has the victim 198.51.100.20 at one end (any source); the DNS server's row
+    # has a window after its flow
+    assert by_dport["80"] == "DoS SYN Flood"
+    assert by_dport["53"] == "BENIGN"
+    lab_row = LabelRow("spoofed", "DoS SYN Flood", "0.0.0.0", "192.0.2.10", T0 - 1, T0 + 1)
+    assert lab_row.covers(T0, "1.2.3.4", "192.0.2.10") and lab_row.covers(T0, "192.0.2.10", "9.9.9.9")
+    assert not lab_row.covers(T0, "1.2.3.4", "192.0.2.11") and not lab_row.covers(
+        T0 + 2, "1.2.3.4", "192.0.2.10"
+    )
 
 
 @pytest.mark.parametrize(

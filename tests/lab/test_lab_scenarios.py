@@ -56,7 +56,7 @@ def test_groups_expand_in_order() -> None:
     assert select_scenarios("all") == list(SCENARIOS)
     assert select_scenarios("benign") == ["web", "browse", "poll", "ssh", "scp", "dns", "iperf", "mqtt"]
     attacks = select_scenarios("attacks")
-    assert all(SCENARIOS[n].label for n in attacks) and len(attacks) == 12
+    assert all(SCENARIOS[n].label for n in attacks) and len(attacks) == 13
     assert select_scenarios("dns, nmap_syn,demo") == ["dns", "nmap_syn", "demo"]
 
 
