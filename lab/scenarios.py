@@ -451,8 +451,8 @@ def _http_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
     for _ in range(2):
         tasks = str(rng.choice([1, 2, 4, 8, 16]))
         argv = ["hydra", "-I", "-l", ctx.ssh_user, "-P", ctx.wordlist, "-t", tasks]
-        if rng.random() < 0.3:
-            argv += ["-W", str(rng.choice([1, 2]))]
+        if rng.random() < 0.4:
+            argv += ["-W", str(rng.choice([1, 2, 3]))]
         if rng.random() < 0.5:
             argv += ["-f", ctx.victim, "http-get", "/private/"]
         else:
@@ -462,15 +462,22 @@ def _http_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 
 def _mqtt_bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
-    """MQTT CONNECT password guessing, a new connection per guess (lab/mqttlike.py guess)."""
+    """MQTT CONNECT password guessing, a new connection per guess (lab/mqttlike.py guess): a fast
+    run (several at a time, little or no pause) and a slow one (one at a time, 0.5-2 s apart,
+    as tools that keep under lockout limits do)."""
     seconds = 60 * max(1.0, ctx.scale)
-    argv = (
-        ctx.python, _mqttlike(ctx), "guess", "--server", ctx.victim, "--user", ctx.ssh_user,
-        "--wordlist", ctx.wordlist, "--parallel", str(rng.choice([1, 2, 4, 8])),
-        "--pause-max", str(rng.choice([0, 0, 0.05, 0.3])), "--max-seconds", str(seconds),
-        "--seed", str(rng.randrange(2**31)),
-    )  # fmt: skip
-    return [Step("attacker", argv, seconds + 30.0, 1.0)]
+    steps = []
+    for parallel, pause in (
+        (rng.choice([1, 2, 4, 8]), rng.choice([0, 0, 0.05, 0.3])),
+        (1, rng.choice([1, 2, 4])),
+    ):
+        argv = (
+            ctx.python, _mqttlike(ctx), "guess", "--server", ctx.victim, "--user", ctx.ssh_user,
+            "--wordlist", ctx.wordlist, "--parallel", str(parallel), "--pause-max", str(pause),
+            "--max-seconds", str(seconds), "--seed", str(rng.randrange(2**31)),
+        )  # fmt: skip
+        steps.append(Step("attacker", argv, seconds + 30.0, 1.0))
+    return steps
 
 
 def _http_flood(ctx: LabContext, rng: random.Random) -> list[Step]:

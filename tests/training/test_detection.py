@@ -129,6 +129,7 @@ def test_lab_first_alerts_name_each_run_and_say_none_when_one_never_alerts(tmp_p
         "nmap_udp,PortScan,198.51.100.7,192.0.2.10,200.0,210.0\n"
         "nmap_sweep,PortScan,198.51.100.7,192.0.2.10,300.0,310.0\n"
         "nmap_sweep,PortScan,198.51.100.7,192.0.2.20,300.0,310.0\n"
+        "syn_flood_spoofed,DoS SYN Flood,0.0.0.0,192.0.2.10,400.0,410.0\n"
     )
     a, v, n = (ipaddress.ip_address(x).packed for x in ("198.51.100.7", "192.0.2.10", "192.0.2.20"))
     # one pcap: the SYN scan alerts 1.5 s in (second flow), the UDP scan's flow stays below 0.9,
@@ -142,8 +143,16 @@ def test_lab_first_alerts_name_each_run_and_say_none_when_one_never_alerts(tmp_p
         first_us=[200_100_000, 300_000_000, 300_100_000],
         checks=[[(200_600_000, 0.8)], [(300_500_000, 0.1)], [(300_250_000, 0.99)]],
     )  # fmt: skip
-    got = lab_first_alerts([syn, other], [run, tmp_path / "missing"], 0.9)
-    assert got == {"PortScan": ["nmap_syn 1.50", "nmap_udp none", "nmap_sweep 0.25"]}
+    # a spoofed flood's row names no attacker: any source to the victim counts (not a flow elsewhere)
+    spoofed = Replayed(
+        labels=["DoS SYN Flood"] * 2, srcs=[ipaddress.ip_address("9.8.7.6").packed, a], dsts=[v, n],
+        first_us=[400_100_000, 400_000_000], checks=[[(400_300_000, 0.97)], [(400_050_000, 0.99)]],
+    )  # fmt: skip
+    got = lab_first_alerts([syn, other, spoofed], [run, tmp_path / "missing"], 0.9)
+    assert got == {
+        "PortScan": ["nmap_syn 1.50", "nmap_udp none", "nmap_sweep 0.25"],
+        "DoS SYN Flood": ["syn_flood_spoofed 0.30"],
+    }
 
 
 @pytest.mark.slow
