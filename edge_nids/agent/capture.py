@@ -1,14 +1,19 @@
 """Live capture from a Linux AF_PACKET raw socket (standard library only).
 
-Frames come with kernel timestamps (``SO_TIMESTAMPNS`` ancillary data, the
-packet's arrival time, not the wall clock when Python got round to it), as the
-same ``(ts_us, linktype, frame, wire_len)`` records that
+Frames are read through a TPACKET_V3 ring mapped into the process
+(:mod:`edge_nids.agent.ring`: the kernel writes frames into shared blocks, no
+system call per frame), or, when the kernel refuses the ring or ``capture.ring``
+is false, with one ``recvmsg`` per frame. Either way they come with kernel
+timestamps (the packet's arrival time: the ring's ``tp_sec``/``tp_nsec``, or
+``SO_TIMESTAMPNS`` ancillary data; not the wall clock when Python got round to
+it), as the same ``(ts_us, linktype, frame, wire_len)`` records that
 :func:`edge_nids.flows.pcap.open_capture` yields, so live capture and pcap
 replay share one code path. Promiscuous mode uses ``PACKET_ADD_MEMBERSHIP``
 (undone by the kernel when the socket closes); kernel drops come from
 ``PACKET_STATISTICS``; an optional BPF filter is compiled by ``tcpdump -ddd``
 (or scapy's ``compile_filter`` if tcpdump is missing) and attached with
-``SO_ATTACH_FILTER`` before the socket is bound, so no unfiltered frame slips in.
+``SO_ATTACH_FILTER`` before the socket is bound (it is opened with protocol 0,
+so it sees nothing before then), so no unfiltered frame slips in.
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ import ctypes
 import errno
 import logging
 import os
+import select
 import shutil
 import socket
 import struct
 import subprocess
+from typing import TYPE_CHECKING
 
-__all__ = ["CaptureOpenError", "LiveCapture", "compile_bpf", "interface_state"]
+from edge_nids.agent.ring import RingError, RxRing
+
+if TYPE_CHECKING:
+    from edge_nids.agent.config import CaptureConfig
+
+__all__ = ["RETIRE_MS", "CaptureOpenError", "LiveCapture", "compile_bpf", "interface_state"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,7 @@ PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33  # like SO_RCVBUF, past net.core.rmem_max; needs CAP_NET_ADMIN
 SIOCGIFFLAGS = 0x8913
+SIOCGIFHWADDR = 0x8927
 IFF_UP = 0x1
 SO_TIMESTAMPNS = 35  # SO_TIMESTAMPNS_OLD; also SCM_TIMESTAMPNS
 SIOCGSTAMPNS = 0x8907
@@ -46,14 +59,9 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 # Device types that deliver a raw IP packet with no link header (tun, PPP, IP-in-IP, WireGuard).
 _RAW_IP_HATYPES = frozenset((65534, 512, 768, 776, 778))
-
-
-def _is_loopback(iface: str) -> bool:
-    try:
-        with open(f"/sys/class/net/{iface}/type") as f:
-            return int(f.read().strip()) == ARPHRD_LOOPBACK
-    except (OSError, ValueError):
-        return False
+#: The ring's block retire timeout (tp_retire_blk_tov), ms: the longest a frame waits in a block
+#: that is not full before the reader sees it.
+RETIRE_MS = 100
 
 
 def _is_up(sock: socket.socket, iface: str) -> bool:
@@ -65,6 +73,14 @@ def _is_up(sock: socket.socket, iface: str) -> bool:
     except OSError:
         return False  # gone meanwhile
     return bool(struct.unpack_from("16sH", raw)[1] & IFF_UP)
+
+
+def _hatype(sock: socket.socket, iface: str) -> int:
+    """The interface's ARPHRD_* device type (``SIOCGIFHWADDR``), asked through ``sock``'s namespace."""
+    import fcntl
+
+    raw = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", iface.encode()[:15]))
+    return int(struct.unpack_from("H", raw, 16)[0])
 
 
 def interface_state(iface: str) -> str:
@@ -173,12 +189,21 @@ def _parse_ddd(text: str) -> list[tuple[int, int, int, int]]:
 class LiveCapture:
     """An open AF_PACKET socket on one interface; ``read(max_n)`` returns records without blocking.
 
-    ``kernel_drops``: frames the kernel dropped since open (socket buffer full).
+    Frames are read through a TPACKET_V3 ring (:class:`~edge_nids.agent.ring.RxRing`,
+    ``mode == "ring"``) of ``buffer_bytes``, or, with ``ring=False`` or when the kernel refuses
+    the ring (logged), with one ``recvmsg`` per frame from a socket receive buffer of
+    ``buffer_bytes`` (``mode == "recvmsg"``).
+
+    ``kernel_drops``: frames the kernel dropped since open (ring or socket buffer full);
+    ``kernel_packets``: frames it counted (delivered + dropped); ``kernel_freezes``: times
+    the ring was found full (``tp_freeze_q_cnt``; 0 in recvmsg mode).
     ``iface``, ``ifindex``: the interface captured on.
-    ``rcvbuf_bytes``: the receive buffer the kernel granted, bytes (``getsockopt(SO_RCVBUF)``
-    halved: the kernel doubles the size it grants for its bookkeeping and reports that). Without
-    CAP_NET_ADMIN the request is capped at ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE``
-    gets the size asked for.
+    ``ring_bytes``: the ring the kernel granted, bytes (0 in recvmsg mode).
+    ``rcvbuf_bytes``: in recvmsg mode, the receive buffer the kernel granted, bytes
+    (``getsockopt(SO_RCVBUF)`` halved: the kernel doubles the size it grants for its
+    bookkeeping and reports that). Without CAP_NET_ADMIN the request is capped at
+    ``net.core.rmem_max``; with it, ``SO_RCVBUFFORCE`` gets the size asked for. The ring
+    needs no capability beyond CAP_NET_RAW and is not capped.
     """
 
     def __init__(
@@ -187,41 +212,55 @@ class LiveCapture:
         snaplen: int = 65535,
         promiscuous: bool = True,
         bpf: list[tuple[int, int, int, int]] | None = None,
-        buffer_bytes: int = 8 << 20,
+        buffer_bytes: int = 16 << 20,
+        ring: bool = True,
     ) -> None:
         self.iface = iface
         self.kernel_drops = 0
         self.kernel_packets = 0
+        self.kernel_freezes = 0
+        self.asked_bytes = buffer_bytes
+        self.ring_bytes = self.rcvbuf_bytes = 0
+        self._ring: RxRing | None = None
         try:
             self.ifindex = socket.if_nametoindex(iface)
         except OSError:
             raise CaptureOpenError(errno.ENODEV, f"no such network interface: {iface}") from None
         try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # protocol 0: the socket sees no frame until bind() names the interface and ETH_P_ALL
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
             raise CaptureOpenError(errno.EPERM, f"capturing on {iface} needs root or CAP_NET_RAW") from None
         try:
             if not _is_up(sock, iface):
                 raise CaptureOpenError(errno.ENETDOWN, f"interface {iface} is down")
-            self.rcvbuf_bytes = _set_rcvbuf(sock, buffer_bytes)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            hatype = _hatype(sock, iface)
+            self.linktype = LINKTYPE_RAW if hatype in _RAW_IP_HATYPES else LINKTYPE_ETHERNET
+            # loopback frames pass the socket twice (out and in): keep only the incoming copy
+            self._loopback = hatype == ARPHRD_LOOPBACK
             if bpf:
                 self._attach(sock, bpf)
-            sock.bind((iface, ETH_P_ALL))
-            if _is_loopback(iface):
-                # loopback frames pass the socket twice (out and in): keep only the incoming copy
+            if ring:
+                self._ring = self._open_ring(sock, snaplen, buffer_bytes)
+            if self._ring is None:
+                self.rcvbuf_bytes = _set_rcvbuf(sock, buffer_bytes)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if self._loopback:
                 try:
                     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
                 except OSError:
                     pass  # kernel < 4.20: read() drops the outgoing copies instead
+            sock.bind((iface, ETH_P_ALL))
             if promiscuous:
                 mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             sock.setblocking(False)
         except CaptureOpenError:
+            self._close_ring()
             sock.close()
             raise
         except OSError as exc:
+            self._close_ring()
             sock.close()
             raise CaptureOpenError(
                 exc.errno or 0, f"cannot capture on {iface}: {exc.strerror or exc}"
@@ -232,6 +271,61 @@ class LiveCapture:
         self._snaplen = snaplen
         self._ancsize = socket.CMSG_SPACE(16)
         self.read_drops()  # start the kernel counters at zero
+
+    @classmethod
+    def from_config(
+        cls, iface: str, c: CaptureConfig, bpf: list[tuple[int, int, int, int]] | None
+    ) -> LiveCapture:
+        """Open ``iface`` as the ``capture`` section ``c`` says (snaplen, promiscuous, buffer_mb, ring)."""
+        return cls(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20, c.ring)
+
+    def _open_ring(self, sock: socket.socket, snaplen: int, size: int) -> RxRing | None:
+        """The TPACKET_V3 ring, or None (logged) if the kernel refuses it: recvmsg then."""
+        try:
+            ring = RxRing(sock, snaplen, size, RETIRE_MS, self.linktype, self._loopback)
+        except RingError as exc:
+            log.warning("capture on %s: %s; reading with recvmsg instead", self.iface, exc.strerror)
+            return None
+        self.ring_bytes = ring.size_bytes
+        return ring
+
+    def _close_ring(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+
+    @property
+    def mode(self) -> str:
+        """How frames are read: ``"ring"`` (TPACKET_V3) or ``"recvmsg"``."""
+        return "ring" if self._ring is not None else "recvmsg"
+
+    def describe(self) -> str:
+        """The kernel buffer in use, as granted: for the log line when capture starts."""
+        r = self._ring
+        if r is not None:
+            return (
+                f"TPACKET_V3 ring {r.size_bytes >> 10} KiB: {r.block_nr} blocks of "
+                f"{r.block_size >> 10} KiB, retired after {r.retire_ms} ms"
+            )
+        return f"recvmsg, socket receive buffer {self.rcvbuf_bytes >> 10} KiB"
+
+    def log_open(self) -> None:
+        """Log that capture started, with the buffer the kernel granted (capture.buffer_mb)."""
+        log.info("capturing on %s (%s)", self.iface, self.describe())
+        if self._ring is not None and self.ring_bytes < self.asked_bytes:
+            log.warning(
+                "capture.buffer_mb asks for %d KiB, the kernel granted a %d KiB ring "
+                "(whole blocks; fewer when it is short of memory)",
+                self.asked_bytes >> 10,
+                self.ring_bytes >> 10,
+            )
+        elif self._ring is None and self.rcvbuf_bytes < self.asked_bytes:
+            log.warning(
+                "capture.buffer_mb asks for %d KiB, the kernel granted %d KiB: net.core.rmem_max caps it "
+                "without CAP_NET_ADMIN (raise that sysctl for a larger buffer)",
+                self.asked_bytes >> 10,
+                self.rcvbuf_bytes >> 10,
+            )
 
     @staticmethod
     def _attach(sock: socket.socket, insns: list[tuple[int, int, int, int]]) -> None:
@@ -248,8 +342,15 @@ class LiveCapture:
 
         Raises CaptureOpenError when the interface went down or away.
         """
-        out: list[tuple[int, int, bytes, int]] = []
+        if self._ring is not None:
+            out = self._ring.read(max_n)
+            if not out and not self._ring.ready():
+                self._raise_pending_error()  # poll woke us for an error, not for frames
+            return out
+        out = []
         recv = self._sock.recvmsg_into
+        skip = PACKET_OUTGOING if self._loopback else -1
+        lt = self.linktype
         for _ in range(max_n):
             try:
                 n, anc, _flags, addr = recv([self._view], self._ancsize, socket.MSG_TRUNC)
@@ -258,16 +359,40 @@ class LiveCapture:
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     break
-                raise CaptureOpenError(
-                    exc.errno or 0, f"capture on {self.iface} failed: {exc.strerror}"
-                ) from None
-            hatype, pkttype = addr[3], addr[2]
-            if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
+                raise self._failed(exc.errno or 0) from None
+            if addr[2] == skip:
                 continue  # loopback frames are seen twice; keep the incoming copy (as libpcap)
-            ts_us = self._timestamp(anc)
             caplen = min(n, len(self._buf), self._snaplen)
-            linktype = LINKTYPE_RAW if hatype in _RAW_IP_HATYPES else LINKTYPE_ETHERNET
-            out.append((ts_us, linktype, bytes(self._view[:caplen]), n))
+            out.append((self._timestamp(anc), lt, bytes(self._view[:caplen]), n))
+        return out
+
+    def _failed(self, err: int) -> CaptureOpenError:
+        return CaptureOpenError(err, f"capture on {self.iface} failed: {os.strerror(err)}")
+
+    def _raise_pending_error(self) -> None:
+        """Raise the socket's pending error (ENETDOWN when the interface went down or away), if any."""
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise self._failed(err)
+
+    def drain(self) -> list[tuple[int, int, bytes, int]]:
+        """The frames already captured, to read before stopping: in ring mode, also those in the
+        block the kernel is filling (waits for it to be retired, at most a few retire timeouts).
+
+        Reads at most what the buffer can hold (a frame takes 64 bytes or more of it), so a link
+        that keeps sending cannot keep it reading.
+        """
+        out: list[tuple[int, int, bytes, int]] = []
+        limit = max(self.ring_bytes, 2 * self.rcvbuf_bytes) // 64
+        waited = self._ring is None
+        while len(out) < limit:
+            batch = self.read(min(1 << 16, limit - len(out)))
+            out += batch
+            if not batch:
+                if waited or not self._ring or not self._ring.pending():
+                    break
+                select.select([self._sock], [], [], 3 * self._ring.retire_ms / 1000)
+                waited = True
         return out
 
     def _timestamp(self, anc: list[tuple[int, int, bytes]]) -> int:
@@ -286,13 +411,15 @@ class LiveCapture:
 
     def read_drops(self) -> int:
         """Add the kernel's counters (which reset on read) to ``kernel_drops``; return the total."""
-        try:
-            raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+        try:  # tpacket_stats_v3 with a ring (packets, drops, freeze_q_cnt), tpacket_stats without
+            raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
         except OSError:
             return self.kernel_drops
-        packets, drops = struct.unpack("II", raw)
+        packets, drops = struct.unpack_from("II", raw)
         self.kernel_packets += packets
         self.kernel_drops += drops
+        if len(raw) >= 12:
+            self.kernel_freezes += struct.unpack_from("I", raw, 8)[0]
         return self.kernel_drops
 
     def still_there(self) -> bool:
@@ -311,4 +438,5 @@ class LiveCapture:
         return None
 
     def close(self) -> None:
+        self._close_ring()  # unmapped first: the mapping holds the socket open
         self._sock.close()

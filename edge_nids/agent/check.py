@@ -37,6 +37,8 @@ def check_config(path: str | None) -> list[str]:
         lines.append(f"capture: replay {c.pcap}")
     elif c.iface:
         lines.append(f"capture: live on {c.iface}" + (f", filter {c.bpf!r}" if c.bpf else ""))
+        how = "TPACKET_V3 ring" if c.ring else "recvmsg, socket receive buffer"
+        lines.append(f"capture buffer: {how} of {c.buffer_mb} MiB per capture socket (one per worker)")
         try:
             socket.if_nametoindex(c.iface)
         except OSError:

@@ -49,7 +49,8 @@ class CaptureConfig:
     bpf: str | None = None  #: optional BPF filter expression (tcpdump syntax)
     promiscuous: bool = True  #: put the interface in promiscuous mode
     snaplen: int = 65535  #: bytes kept per frame
-    buffer_mb: int = 8  #: kernel socket receive buffer, MiB
+    buffer_mb: int = 16  #: kernel capture buffer per socket (the ring, or the receive buffer), MiB
+    ring: bool = True  #: read through a TPACKET_V3 mmap ring (false: one recvmsg per frame)
     retry_initial_s: float = 1.0  #: first wait after the interface is down or missing, s
     retry_max_s: float = 30.0  #: longest wait between retries, s
     tick_ms: int = 200  #: wall-clock tick in live mode (expiry with no traffic), ms

@@ -255,7 +255,7 @@ def learn_live(
     pipe = _pipeline(cfg, model, learner, iface)
     stop = []
     old = signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
+    cap = LiveCapture.from_config(iface, c, bpf)
     end = time.monotonic() + duration_s
     try:
         while not stop and time.monotonic() < end:

@@ -449,18 +449,6 @@ class Service:
 
     # -- live -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _log_capture_open(cap: LiveCapture, asked: int) -> None:
-        """Say capture started, with the receive buffer the kernel granted (capture.buffer_mb)."""
-        log.info("capturing on %s (socket receive buffer %d KiB)", cap.iface, cap.rcvbuf_bytes >> 10)
-        if cap.rcvbuf_bytes < asked:
-            log.warning(
-                "capture.buffer_mb asks for %d KiB, the kernel granted %d KiB: net.core.rmem_max caps it "
-                "without CAP_NET_ADMIN (raise that sysctl for a larger buffer)",
-                asked >> 10,
-                cap.rcvbuf_bytes >> 10,
-            )
-
     def _run_live(self, iface: str, bpf: list[tuple[int, int, int, int]] | None) -> None:
         """Capture on ``iface`` until stopped; READY=1 after the first open attempt, whatever it gave.
 
@@ -490,8 +478,8 @@ class Service:
                     next_retry = now  # it appeared, went or came up: try now, not after the backoff
                 if now >= next_retry:
                     try:
-                        cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
-                        self._log_capture_open(cap, c.buffer_mb << 20)
+                        cap = LiveCapture.from_config(iface, c, bpf)
+                        cap.log_open()
                         backoff = c.retry_initial_s
                         self._waiting = None
                         if ready_sent:
@@ -551,7 +539,7 @@ class Service:
         if cap is not None:
             # frames already queued in the socket belong to this run: read them before stopping
             try:
-                for rec in cap.read(1 << 16):
+                for rec in cap.drain():
                     pipeline.packet(rec)
             except CaptureOpenError as exc:
                 log.error("%s", exc.strerror or exc)

@@ -217,8 +217,9 @@ def worker_main(
         now = time.monotonic()
         if cap is None and now >= next_retry:
             try:
-                cap = LiveCapture(iface, c.snaplen, c.promiscuous, bpf, c.buffer_mb << 20)
+                cap = LiveCapture.from_config(iface, c, bpf)
                 join_fanout(cap.fileno(), group)
+                cap.log_open()
                 backoff = c.retry_initial_s
                 _send(conn, ("capturing", index))
             except CaptureOpenError as exc:
@@ -282,7 +283,7 @@ def worker_main(
                 break  # the service is gone
     if cap is not None:
         try:
-            for rec in cap.read(1 << 16):  # frames already queued belong to this run
+            for rec in cap.drain():  # frames already queued belong to this run
                 pipe.packet(rec)
         except CaptureOpenError as exc:
             log.error("%s", exc.strerror or exc)

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from edge_nids.agent.capture import CaptureOpenError, LiveCapture, compile_bpf
+from edge_nids.agent.ring import block_size_for
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="raw AF_PACKET capture needs root")
 
@@ -42,12 +43,17 @@ def _read_all(cap: LiveCapture, want: int, timeout: float = 3.0) -> list[tuple[i
     return got + cap.read(64)
 
 
+MODES = pytest.mark.parametrize("ring", [True, False], ids=["ring", "recvmsg"])
+
+
 @pytest.mark.root
 @needs_root
-def test_loopback_capture_with_bpf_filter_and_kernel_timestamps() -> None:
+@MODES
+def test_loopback_capture_with_bpf_filter_and_kernel_timestamps(ring: bool) -> None:
     tx, port, other = _udp_socket_pair()
-    cap = LiveCapture("lo", bpf=_bpf(f"udp dst port {port}", "lo"))
+    cap = LiveCapture("lo", bpf=_bpf(f"udp dst port {port}", "lo"), ring=ring)
     try:
+        assert cap.mode == ("ring" if ring else "recvmsg")
         before = time.time_ns() // 1000
         for i in range(5):
             tx.sendto(b"x" * (10 + i), ("127.0.0.1", port))
@@ -67,9 +73,10 @@ def test_loopback_capture_with_bpf_filter_and_kernel_timestamps() -> None:
 
 @pytest.mark.root
 @needs_root
-def test_kernel_statistics_count_delivered_frames() -> None:
+@MODES
+def test_kernel_statistics_count_delivered_frames(ring: bool) -> None:
     tx, port, _ = _udp_socket_pair()
-    cap = LiveCapture("lo", bpf=_bpf(f"udp dst port {port}"))
+    cap = LiveCapture("lo", bpf=_bpf(f"udp dst port {port}"), ring=ring)
     try:
         for _ in range(3):
             tx.sendto(b"z", ("127.0.0.1", port))
@@ -126,8 +133,9 @@ def test_run_without_cap_net_raw_fails_fast_with_a_clear_message(agent_bundle) -
 
 @pytest.mark.root
 @needs_root
-def test_receive_buffer_is_capped_by_rmem_max_without_cap_net_admin() -> None:
-    """What capture.buffer_mb really gets: the request with CAP_NET_ADMIN, net.core.rmem_max without."""
+def test_receive_buffer_is_capped_by_rmem_max_without_cap_net_admin_and_the_ring_is_not() -> None:
+    """What capture.buffer_mb really gets: with ``ring: false``, the request with CAP_NET_ADMIN,
+    net.core.rmem_max without (the systemd unit); the ring, the request either way."""
     import shutil
     import subprocess
     import sys
@@ -140,7 +148,8 @@ def test_receive_buffer_is_capped_by_rmem_max_without_cap_net_admin() -> None:
     asked = 2 * rmem_max
     snippet = (
         "from edge_nids.agent.capture import LiveCapture\n"
-        f"c = LiveCapture('lo', buffer_bytes={asked})\nprint(c.rcvbuf_bytes)\nc.close()\n"
+        f"c = LiveCapture('lo', buffer_bytes={asked}, ring=False)\nprint(c.rcvbuf_bytes)\nc.close()\n"
+        f"c = LiveCapture('lo', buffer_bytes={asked})\nprint(c.ring_bytes)\nc.close()\n"
     )
     got = {}
     for name, prefix in (("root", []), ("no CAP_NET_ADMIN", [setpriv, "--bounding-set=-net_admin"])):
@@ -148,5 +157,7 @@ def test_receive_buffer_is_capped_by_rmem_max_without_cap_net_admin() -> None:
             [*prefix, sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
         )
         assert out.returncode == 0, out.stderr
-        got[name] = int(out.stdout)
-    assert got == {"root": asked, "no CAP_NET_ADMIN": rmem_max}
+        got[name] = [int(x) for x in out.stdout.split()]
+    # the ring: what was asked, in whole 128 KiB blocks, with or without CAP_NET_ADMIN
+    ring = (asked // block_size_for(65535)) * block_size_for(65535)
+    assert got == {"root": [asked, ring], "no CAP_NET_ADMIN": [rmem_max, ring]}

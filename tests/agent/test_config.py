@@ -70,6 +70,7 @@ def test_defaults_without_file() -> None:
             {"capture": {"realtime": "yes"}},
             "config error: capture.realtime: must be true or false, got 'yes'",
         ),
+        ({"capture": {"ring": 1}}, "config error: capture.ring: must be true or false, got 1"),
         (
             {"batch": {"max_wait_ms": 1.5}},
             "config error: batch.max_wait_ms: must be a positive integer, got 1.5",
@@ -164,6 +165,7 @@ def test_check_config_accepts_a_good_config(tmp_path: Path, agent_bundle: Path) 
     lines = out.stdout.splitlines()
     assert lines[0] == f"config {f}: OK"
     assert "capture: live on nosuch0, filter 'tcp port 80'" in lines
+    assert "capture buffer: TPACKET_V3 ring of 16 MiB per capture socket (one per worker)" in lines
     assert any(x.startswith("note: no interface nosuch0 here now") for x in lines)
     assert any(x.startswith("model: ") and "profile " in x for x in lines)
     assert f"alerts: {alerts}" in lines
