@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files (pcap or pcapng), read in order")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="CSV file to write")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT.csv", help="CSV file to write (- for standard output)"
+    )
     p.add_argument(
         "--profile",
         choices=("cicids2017", "corrected"),

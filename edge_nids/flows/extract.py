@@ -12,6 +12,7 @@ day first, like the CIC files but with seconds) at a fixed UTC offset (default
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
 import io
@@ -370,13 +371,16 @@ def main(args: argparse.Namespace) -> int:
         except CaptureError as exc:
             return _fail(str(exc))
     out_path = args.output
-    try:
-        out = open(out_path, "w", newline="", encoding="utf-8")
-    except OSError as exc:
-        return _fail(f"{out_path}: cannot write: {exc.strerror or exc}")
+    if out_path == "-":  # standard output, as `run --alerts -` (not a file named "-")
+        out = contextlib.nullcontext(sys.stdout)
+    else:
+        try:
+            out = open(out_path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"{out_path}: cannot write: {exc.strerror or exc}")
     quiet = args.quiet
     try:
-        with out:
+        with out as out:
             summary = extract(
                 args.pcaps,
                 out,

@@ -228,3 +228,13 @@ def test_progress_line_on_slow_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     quiet = io.StringIO()
     ex.extract([DATA / "bulk_transfer.pcap"], io.StringIO(), progress=False, progress_stream=quiet)
     assert quiet.getvalue() == ""
+
+
+def test_output_dash_is_standard_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["extract", str(DATA / "udp_dns.pcap"), "-o", "-", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:2] == ["Flow ID", " Source IP"] and len(lines) == 2
+    assert not (tmp_path / "-").exists()
