@@ -540,8 +540,9 @@ def run(args: argparse.Namespace) -> int:
     out_bundle = Path(args.out)
     write_bundle_from(final, work / "final" / "model", out_bundle, res.threshold, out_bundle.name, notes)
     for cf in load_flows(test_caps):
-        res.test[cf.cap.name] = replay(out_bundle, cf.cap.pcap, _label_function(cf.cap))
-        res.test_rf[cf.cap.name] = (forest_scores(final_rf, cf.X), cf.classes)
+        key = f"{cf.cap.source}/{cf.cap.name}"  # several test runs hold captures of the same name
+        res.test[key] = replay(out_bundle, cf.cap.pcap, _label_function(cf.cap))
+        res.test_rf[key] = (forest_scores(final_rf, cf.X), cf.classes)
     if datasets is not None:
         sqli = datasets / "pcaps" / "gold_cicids2017_sqlinj" / "WebattackSQLinj.pcap"
         if sqli.is_file():
