@@ -301,8 +301,14 @@ class Pipeline:
         flows_out = self.flows_out
         seed = self.cfg.alerts.community_id_seed
         stages = model.stages
-        flagged = [i for i, s in enumerate(scores) if s >= thr]
-        families = dict(zip(flagged, stages.family_names([items[i][0] for i in flagged]), strict=True))
+        # a family is needed where the flow may raise its alert now (one that alerted while open
+        # raises none) and, with a site file, wherever it decides the verdict; an edge-schema
+        # model's rows are the family trees' rows already
+        site = stages.site is not None
+        named = [i for i, s in enumerate(scores) if s >= thr and (site or id(items[i][0]) not in alerted)]
+        rows = X[named] if model.edge_schema else None
+        names = stages.family_names([items[i][0] for i in named], rows)
+        families = dict(zip(named, names, strict=True))
         for i, ((f, final), score, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             s = float(score)

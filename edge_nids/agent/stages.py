@@ -54,13 +54,16 @@ class Stages:
     _tokens: float = EXPLAIN_BURST
     _last_us: int = 0
 
-    def family_names(self, flows: Sequence[Any]) -> list[str]:
-        """Families of flows (from their ``EDGE_FLOWS`` values), in one call."""
+    def family_names(self, flows: Sequence[Any], rows: np.ndarray | None = None) -> list[str]:
+        """Families of flows (from their ``EDGE_FLOWS`` values), in one call; ``rows``: those
+        values when the caller has them already ([len(flows), 94], float64)."""
         if not flows:
             return []
         if self.families is None:
             return ["other"] * len(flows)
-        return self.families.names(np.array([f.edge_features() for f in flows], dtype=np.float64))
+        if rows is None:
+            rows = np.array([f.edge_features() for f in flows], dtype=np.float64)
+        return self.families.names(rows)
 
     def silenced(self, flow: Any, score: float, family: str) -> bool:
         """True when the site file says this flagged flow is like the site's normal traffic."""
