@@ -332,7 +332,9 @@ class Pipeline:
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
-                x = X[i]  # the raw inputs, explained when the alert line is written
+                # the raw inputs, explained when the alert line is written: a copy, as a view
+                # of X would keep the whole batch alive while the alert waits in its group
+                x = X[i].astype(np.float32)
                 if self.suppress:
                     rec = self._alert(f, s, final, cls, ident, sec=sec, family=family, x=x)
                     if self.suppress.matches(rec):
@@ -400,7 +402,7 @@ class Pipeline:
             sec = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
         rec["flow"] = sec
         if x is not None:
-            rec[EXPLAIN_KEY] = (x.astype(np.float32), score, f.last_us)
+            rec[EXPLAIN_KEY] = (x.astype(np.float32, copy=False), score, f.last_us)
         return rec
 
     def _flow_event(
