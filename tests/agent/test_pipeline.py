@@ -144,3 +144,31 @@ def test_waiting_alerts_keep_only_their_own_rows(tmp_path: Path, agent_bundle: P
     for g in groups:
         _arrays_held(g.last, held)
     assert sum(held.values()) <= len(groups) * 94 * 4
+
+
+def test_a_merged_open_alert_shows_its_flow_as_it_was_when_it_alerted(
+    tmp_path: Path, agent_bundle: Path
+) -> None:
+    """Eight open UDP flows between two hosts alert while open (threshold 0): per group the
+    first is written at once, the rest merged; the summary written at the end carries the
+    latest merged alert, whose record is built only then but shows its flow when it alerted
+    (open, its packets then), not the 30 packets the flow had when it ended."""
+    from edge_nids.agent.records import alert_count
+
+    from .pcapgen import ipv4_udp, write_pcap
+
+    t0, records = 1_700_000_000_000_000, []
+    for k in range(30):  # 100 ms apart, 3 s
+        for port in range(1000, 1008):
+            records.append((t0 + k * 100_000 + port, ipv4_udp("10.0.0.1", "10.0.0.2", port, 53, b"q")))
+    pcap = tmp_path / "open_flows.pcap"
+    write_pcap(pcap, records)
+    _, alerts, flows, _ = _run(pcap, agent_bundle, {"model": {"path": str(agent_bundle), "threshold": 0.0}})
+    assert [f["flow"]["pkts_toserver"] for f in flows.records] == [30] * 8
+    assert sum(alert_count(a) for a in alerts.records) == 8
+    summaries = [a for a in alerts.records if alert_count(a) > 1]
+    assert summaries
+    for a in alerts.records:
+        assert a["flow"]["reason"] == "open"
+        assert 5 <= a["flow"]["pkts_toserver"] < 30, a["flow"]
+        assert a["flow"]["end"] == a["timestamp"]
