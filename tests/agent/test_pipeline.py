@@ -172,3 +172,12 @@ def test_a_merged_open_alert_shows_its_flow_as_it_was_when_it_alerted(
         assert a["flow"]["reason"] == "open"
         assert 5 <= a["flow"]["pkts_toserver"] < 30, a["flow"]
         assert a["flow"]["end"] == a["timestamp"]
+
+
+def test_cached_score_text_is_the_rounded_score_repr() -> None:
+    """A flow event's score flowvar is cached per score: the text of round(score, 6) every
+    time, zero of either sign and NaN included (never cached)."""
+    from edge_nids.agent.pipeline import _score_text
+
+    for v in (0.953125, 0.953125, 0.1234567, 1e-9, 1.0, 0.0, -0.0, 0.0, float("nan")):
+        assert _score_text(v) == repr(round(v, 6))
