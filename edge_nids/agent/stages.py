@@ -100,10 +100,10 @@ class Stages:
         if stash is None or self.explainer is None:
             return rec
         x, score, ts_us = stash
-        x = np.asarray(x, dtype=np.float64)  # kept as float32 while the alert waits (10,000 groups)
         if self._budget(ts_us):
             self.explained += 1
-            context["explanation"] = self.explainer.explain(x, score)
+            # kept as float32 while the alert waits (10,000 groups); float64 only if explained
+            context["explanation"] = self.explainer.explain(np.asarray(x, dtype=np.float64), score)
         else:
             self.unexplained += 1
             context["explanation_skipped"] = f"more than {EXPLAIN_RATE_PER_S:g} alert lines/s to explain"
