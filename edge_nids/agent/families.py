@@ -109,6 +109,13 @@ class FamilyModel:
         self.roots = np.array(roots, dtype=np.intp)
         self.meta = meta or {}
         self.depth = max(_depth(t) for t in trees)
+        # the walk reads only the columns some node tests (31 of 94), as one flat array, and
+        # finds a node's child at child[2 * node + (x > threshold)]: one gather per step
+        # instead of two and a where (bench: 256 rows 650 -> 370 µs with the sum below)
+        # sorted(set()), not np.unique: that imports numpy.ma, 8-10 ms of CPU at every start
+        self._columns = np.array(sorted(set(self.feature.tolist())), dtype=np.intp)
+        self._column_pos = np.searchsorted(self._columns, self.feature)
+        self._child = np.stack([self.left, self.right], axis=1).ravel()
 
     @property
     def n_nodes(self) -> int:
@@ -148,13 +155,18 @@ class FamilyModel:
         if X.shape[1] != len(EDGE_FLOWS):
             raise ValueError(f"features have shape {X.shape}, expected [n, {len(EDGE_FLOWS)}]")
         # as scikit-learn saw them in training: float32, NaN → -1, ±inf → ±1e18
-        X = np.nan_to_num(X, nan=-1.0, posinf=1e18, neginf=-1e18).astype(np.float32).astype(np.float64)
-        rows = np.arange(len(X))[:, None]
-        node = np.broadcast_to(self.roots, (len(X), len(self.roots)))
-        for _ in range(self.depth):
-            go_left = X[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return self.probability[node].mean(axis=1)
+        V = X[:, self._columns]
+        V = np.nan_to_num(V, nan=-1.0, posinf=1e18, neginf=-1e18).astype(np.float32).astype(np.float64)
+        flat = V.ravel()
+        row = (np.arange(len(V)) * V.shape[1])[:, None]
+        node = np.broadcast_to(self.roots, (len(V), len(self.roots)))
+        for _ in range(self.depth):  # leaves point at themselves; no NaN is left, so > is "not <="
+            right = flat.take(row + self._column_pos.take(node)) > self.threshold.take(node)
+            node = self._child.take(2 * node + right)
+        # the mean over trees: summed tree after tree, as mean(axis=1) does (the same floats),
+        # over [trees, n, families], which numpy adds row by row 2x faster than it reduces
+        # the middle axis of [n, trees, families]
+        return self.probability.take(node.T, axis=0).sum(axis=0) / len(self.roots)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``EDGE_FLOWS`` rows [n, 94] → index into :data:`FAMILIES` per row."""

@@ -83,6 +83,34 @@ class Model:
         return bool(self.bundle.schema_name == EDGE_FLOWS.name)
 
 
+#: score -> its flowvar text: an int8 model has 256 output values, and the text costs
+#: 0.45 µs (round, repr) against a 30 ns lookup; bounded for float models
+_SCORE_TEXT: dict[float, str] = {}
+
+
+def _score_text(score: float) -> str:
+    text = _SCORE_TEXT.get(score)
+    if text is None:
+        if not score > 0.0:  # 0.0 and -0.0 are one key but two texts; NaN is no key
+            return repr(round(score, 6))
+        if len(_SCORE_TEXT) >= 4096:
+            _SCORE_TEXT.clear()
+        text = _SCORE_TEXT[score] = repr(round(score, 6))
+    return text
+
+
+class _FlowNow:
+    """What an open flow's alert record reads of the flow, as it is when the alert is raised
+    (its record is built later, if the aggregator writes it, and the flow goes on changing)."""
+
+    __slots__ = ("bwd_bytes", "bwd_pkts", "first_us", "fwd_bytes", "fwd_pkts", "last_us")
+
+    def __init__(self, f: Any) -> None:
+        self.first_us, self.last_us = f.first_us, f.last_us
+        self.fwd_pkts, self.bwd_pkts = f.fwd_pkts, f.bwd_pkts
+        self.fwd_bytes, self.bwd_bytes = f.fwd_bytes, f.bwd_bytes
+
+
 class Pipeline:
     """Turns capture records into classified flows, alerts and flow events."""
 
@@ -316,11 +344,17 @@ class Pipeline:
         flows_out = self.flows_out
         seed = self.cfg.alerts.community_id_seed
         stages = model.stages
-        flagged = [i for i, s in enumerate(scores) if s >= thr]
-        families = dict(zip(flagged, stages.family_names([items[i][0] for i in flagged]), strict=True))
-        for i, ((f, final), score, cls) in enumerate(zip(items, scores, classes, strict=True)):
+        # a family is needed where the flow may raise its alert now (one that alerted while open
+        # raises none) and, with a site file, wherever it decides the verdict; an edge-schema
+        # model's rows are the family trees' rows already
+        site = stages.site is not None
+        scores = scores.tolist()  # Python floats: one comparison with the threshold everywhere
+        named = [i for i, s in enumerate(scores) if s >= thr and (site or id(items[i][0]) not in alerted)]
+        rows = X[named] if model.edge_schema else None
+        names = stages.family_names([items[i][0] for i in named], rows)
+        families = dict(zip(named, names, strict=True))
+        for i, ((f, final), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
-            s = float(score)
             family = families.get(i, "other")
             attack = s >= thr and not stages.silenced(f, s, family)
             if self.on_verdict is not None:
@@ -341,24 +375,26 @@ class Pipeline:
             if attack and key not in alerted:
                 stats.alerts += 1
                 ident = ident or flow_ident(f, seed)
-                x = X[i]  # the raw inputs, explained when the alert line is written
+                # the raw inputs, explained when the alert line is written: a copy, as a view
+                # of X would keep the whole batch alive while the alert waits in its group
+                x = X[i].astype(np.float32)
                 if self.suppress:
                     rec = self._alert(f, s, final, cls, ident, sec=sec, family=family, x=x)
                     if self.suppress.matches(rec):
                         stats.suppressed += 1  # not written; the flow event above keeps its verdict
                     else:
                         self.aggregator.add(rec, f.last_us)
-                elif final:
-                    # an ended flow no longer changes: build its record only if it is written
+                else:
+                    # most alerts of a flood or scan are merged, never written: the record is built
+                    # only if it is, from the flow as it is now (an open flow goes on changing)
                     sid = stages.alert_fields(family)["signature_id"]
                     gkey = (ident[2], ident[4], sid)
+                    now = f if final else _FlowNow(f)
                     a_cfg = self.cfg.alerts
                     build = functools.partial(
-                        self._alert, f, s, True, cls, ident, a_cfg, model, sec, family, x
+                        self._alert, now, s, final, cls, ident, a_cfg, model, sec, family, x
                     )
                     self.aggregator.add(build, f.last_us, gkey)
-                else:
-                    self.aggregator.add(self._alert(f, s, final, cls, ident, family=family, x=x), f.last_us)
                 if not final:
                     alerted[key] = ident
             if final:
@@ -409,7 +445,7 @@ class Pipeline:
             sec = flow_section(f, None if final else "open", rec["timestamp"])  # ts is the flow's end
         rec["flow"] = sec
         if x is not None:
-            rec[EXPLAIN_KEY] = (x.astype(np.float32), score, f.last_us)
+            rec[EXPLAIN_KEY] = (x.astype(np.float32, copy=False), score, f.last_us)
         return rec
 
     def _flow_event(
@@ -424,7 +460,7 @@ class Pipeline:
         rec["metadata"] = {
             "flowvars": [
                 {"key": VERDICT_VAR, "value": verdict},
-                {"key": SCORE_VAR, "value": repr(round(score, 6))},
+                {"key": SCORE_VAR, "value": _score_text(score)},
             ]
         }
         return rec

@@ -54,13 +54,16 @@ class Stages:
     _tokens: float = EXPLAIN_BURST
     _last_us: int = 0
 
-    def family_names(self, flows: Sequence[Any]) -> list[str]:
-        """Families of flows (from their ``EDGE_FLOWS`` values), in one call."""
+    def family_names(self, flows: Sequence[Any], rows: np.ndarray | None = None) -> list[str]:
+        """Families of flows (from their ``EDGE_FLOWS`` values), in one call; ``rows``: those
+        values when the caller has them already ([len(flows), 94], float64)."""
         if not flows:
             return []
         if self.families is None:
             return ["other"] * len(flows)
-        return self.families.names(np.array([f.edge_features() for f in flows], dtype=np.float64))
+        if rows is None:
+            rows = np.array([f.edge_features() for f in flows], dtype=np.float64)
+        return self.families.names(rows)
 
     def silenced(self, flow: Any, score: float, family: str) -> bool:
         """True when the site file says this flagged flow is like the site's normal traffic."""
@@ -97,10 +100,10 @@ class Stages:
         if stash is None or self.explainer is None:
             return rec
         x, score, ts_us = stash
-        x = np.asarray(x, dtype=np.float64)  # kept as float32 while the alert waits (10,000 groups)
         if self._budget(ts_us):
             self.explained += 1
-            context["explanation"] = self.explainer.explain(x, score)
+            # kept as float32 while the alert waits (10,000 groups); float64 only if explained
+            context["explanation"] = self.explainer.explain(np.asarray(x, dtype=np.float64), score)
         else:
             self.unexplained += 1
             context["explanation_skipped"] = f"more than {EXPLAIN_RATE_PER_S:g} alert lines/s to explain"

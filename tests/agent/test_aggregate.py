@@ -90,3 +90,32 @@ def test_lazy_alerts_are_built_only_when_written() -> None:
     b.flush()
     assert out == eager and len(out) == 4
     assert built == [r["n"] for r in out]  # the first alert and each summary's latest one
+
+
+def test_groups_keep_only_the_alerts_they_will_summarise() -> None:
+    """A spoofed flood makes a group per alert: each first alert is written at once and none
+    is kept (a group holds a record only once an alert is merged into it, for its summary),
+    neither by live groups nor by groups evicted beyond max_groups (30,000 records were held
+    by a 10,000-group flood before: 53 MiB)."""
+    import gc
+    import weakref
+
+    class Rec(dict):  # a record that can be watched
+        pass
+
+    out: list[int] = []
+    agg = Aggregator(lambda r: out.append(alert_count(r)), window_s=60, max_groups=100)
+    alive: list[weakref.ref] = []
+    for i in range(1_000):
+        rec = Rec(_alert(f"10.0.{i // 250}.{i % 250}", n=i))
+        alive.append(weakref.ref(rec))
+        agg.add(rec, i)
+    merged = Rec(_alert("10.0.3.249", n=-1))  # merged into the last group: kept for its summary
+    agg.add(merged, 1_000)
+    del rec, merged
+    gc.collect()
+    held = [r() for r in alive if r() is not None]
+    assert [r["n"] for r in held] == []
+    assert len(agg) == 100 and out == [1] * 1_000
+    agg.flush()
+    assert out == [1] * 1_000 + [1] and agg.emitted_lines == 1_001

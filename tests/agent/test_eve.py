@@ -113,6 +113,7 @@ def test_templated_json_is_byte_identical_to_the_generic_encoder(tmp_path, agent
     demo = Path(__file__).resolve().parents[2] / "lab" / "captures" / "demo.pcap"
     pcaps = [*([demo] if demo.is_file() else []), *write_scenarios(tmp_path)]
     templated = total = 0
+    contexts: set[tuple[str, ...]] = set()
     for pcap in pcaps:
         out = tmp_path / f"{pcap.stem}.json"
         cmd = [
@@ -135,4 +136,53 @@ def test_templated_json_is_byte_identical_to_the_generic_encoder(tmp_path, agent
             assert json.loads(want) == rec
             total += 1
             templated += tuple(rec) in (eve._FLOW_EVENT_KEYS, eve._ALERT_EVENT_KEYS)
+            if rec["event_type"] == "alert":
+                contexts.add(tuple(rec["alert"]["context"]))
     assert total > 3000 and templated > 0.9 * total
+    # every first alert line's context (explained) has a template; summaries go through json
+    firsts = {c for c in contexts if "aggregate" not in c}
+    assert firsts and all(c[:-1] in eve._CONTEXT_HEAD and c[-1] == "explanation" for c in firsts)
+    assert len(contexts) > len(firsts)
+
+
+def test_templated_alert_context_is_json_or_falls_back_to_it() -> None:
+    """The alert context template writes what json writes (skipped and given explanations,
+    text to escape); values it cannot write as json does (NaN, a bool count, a numpy int,
+    an unknown key, a summary) go through json: the same text or the same error."""
+    import json
+
+    import numpy as np
+    import pytest
+
+    from edge_nids.agent import eve
+
+    ctx = {"score": 0.5, "threshold": 0.5, "model": {"name": "m", "version": "1"}, "family": "scan"}
+    base = {k: 0 for k in eve._COMMON_KEYS} | {"timestamp": "t", "community_id": "c", "event_type": "alert"}
+    base |= {"in_iface": "", "host": "h", "src_ip": "a", "dest_ip": "b", "proto": "TCP"}
+    flow = {k: 0 for k in eve._FLOW_KEYS} | {"start": "s", "end": "e", "reason": "open"}
+    alert = {k: 1 for k in eve._ALERT_KEYS} | {"action": "allowed", "signature": "x", "category": "y"}
+    for extra in (
+        {"count": 3, "explanation_skipped": 'too many "lines"'},
+        {"count": 2, "aggregate": {"first": "f", "last": "l", "window_s": 60.0}, "explanation": []},
+        {"count": True},
+        {"count": np.int64(4)},
+        {"count": 1, "explanation": [{"feature": "ü", "value": None, "effect": -0.5}]},
+        {"count": 1, "note": "unknown key"},
+        {"count": 1, "aggregate": {"first": "f", "last": "l", "window_s": 60}},
+    ):
+        rec = base | {"alert": alert | {"context": ctx | extra}, "flow": flow}
+        try:
+            want = eve.to_json_generic(rec)
+        except TypeError:  # numpy ints are not JSON to json either
+            with pytest.raises(TypeError):
+                eve.to_json(rec)
+            continue
+        assert eve.to_json(rec) == want
+        assert json.loads(want)["alert"]["context"] == json.loads(json.dumps(ctx | extra, default=int))
+    multi = {"score": 0.25, "threshold": 0.5, "model": ctx["model"], "class": 'Dö"S', "family": "other"}
+    for c in (multi | {"count": 1}, multi | {"count": 1, "explanation_skipped": "n"}):
+        rec = base | {"alert": alert | {"context": c}, "flow": flow}
+        assert eve.to_json(rec) == eve.to_json_generic(rec)
+    rec = base | {"alert": alert | {"context": ctx | {"score": float("nan"), "count": 1}}, "flow": flow}
+    with pytest.raises(ValueError):
+        eve.to_json(rec)
