@@ -41,6 +41,14 @@ class LabelRule:
     start_us: int
     end_us: int
 
+    def matches(self, src: bytes, dst: bytes, first_us: int) -> bool:
+        """True when a flow between packed ``src``/``dst`` starting at ``first_us`` is this row's."""
+        if not self.start_us <= first_us <= self.end_us:
+            return False
+        if self.attacker == _ANY:
+            return self.victim in (src, dst)
+        return {src, dst} == {self.attacker, self.victim}
+
 
 class Labeller:
     """Looks a flow's label up by its address pair and first packet time."""
@@ -58,15 +66,14 @@ class Labeller:
 
     def label(self, src: bytes, dst: bytes, first_us: int) -> str:
         """Label for a flow between packed addresses ``src``/``dst`` starting at ``first_us`` (µs)."""
-        rules = self._by_pair.get(frozenset((src, dst)))
-        if rules:
-            for rule in rules:
-                if rule.start_us <= first_us <= rule.end_us:
-                    return rule.label
+        # the rows are indexed by their address pair (or victim), so only candidates are matched
+        for rule in self._by_pair.get(frozenset((src, dst)), ()):
+            if rule.matches(src, dst, first_us):
+                return rule.label
         if self._by_victim:
             for end in (dst, src):
                 for rule in self._by_victim.get(end, ()):
-                    if rule.start_us <= first_us <= rule.end_us:
+                    if rule.matches(src, dst, first_us):
                         return rule.label
         return self.default
 

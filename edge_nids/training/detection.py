@@ -153,6 +153,20 @@ def assign_folds(caps: Sequence[Capture], k: int, seed: int) -> dict[str, int]:
     return folds
 
 
+def _checking_model(bundle: str | Path | None) -> tuple[Any, Any]:
+    """(agent config, loaded model) of ``bundle`` (default: the agent's) for a replay that
+    records every check: the threshold is lifted above 1, so nothing alerts and every flow gets
+    every check (the agent stops checking a flow once it alerted, so a replay at the bundle's
+    own threshold would lose the later checks that a higher threshold still needs)."""
+    from edge_nids.agent.config import from_dict
+    from edge_nids.agent.service import load_model
+
+    cfg = from_dict({"model": {"path": str(bundle)}} if bundle else {})
+    model = load_model(cfg)
+    model.threshold = 2.0
+    return cfg, model
+
+
 def attach_open_checks(
     flows: Sequence[CaptureFlows],
     datasets: Path | None,
@@ -169,17 +183,12 @@ def attach_open_checks(
     CSVs hold each flow once, finished. Trained on those alone, the model first met a
     slowloris connection 0.7 s into its life at test time (it scored 0.05-0.2, and the lab test
     run's first alert came after 3.2 s). ``bundle`` (default: the agent's) only drives the
-    replay: its threshold is
-    lifted above 1 so that nothing alerts and every flow gets every check; cached next to the
-    corpus CSVs (:func:`edge_nids.training.snapshots.corpus_snapshots`).
+    replay (:func:`_checking_model`); cached next to the corpus CSVs
+    (:func:`edge_nids.training.snapshots.corpus_snapshots`).
     """
-    from edge_nids.agent.config import from_dict
-    from edge_nids.agent.service import load_model
     from edge_nids.training.snapshots import corpus_snapshots
 
-    cfg = from_dict({"model": {"path": bundle}} if bundle else {})
-    model = load_model(cfg)
-    model.threshold = 2.0
+    cfg, model = _checking_model(bundle)
     sources = sorted({cf.cap.source for cf in flows})
     snaps = corpus_snapshots(datasets, lab_runs, cache / "open-checks", model, cfg, sources)
     for cf in flows:
@@ -349,17 +358,10 @@ class Replayed:
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
     """Replay ``pcap`` through the agent's pipeline with ``bundle`` (the agent config's defaults),
     recording every classification of every flow, open-flow checks included."""
-    from edge_nids.agent.config import from_dict
     from edge_nids.agent.pipeline import Pipeline, replay_capture
-    from edge_nids.agent.service import load_model
     from edge_nids.agent.stats import AgentStats
 
-    cfg = from_dict({"model": {"path": str(bundle)}})
-    model = load_model(cfg)
-    # nothing alerts, so every flow gets every check: the agent stops checking a flow once it
-    # alerted, so a replay at the bundle's own threshold would lose the later checks that a
-    # higher threshold (the one picked from these replays) still needs
-    model.threshold = 2.0
+    cfg, model = _checking_model(bundle)
     pipe = Pipeline(cfg, model, None, None, AgentStats(), None)
     open_checks: dict[int, list[tuple[int, float]]] = {}
     out = Replayed()
@@ -571,20 +573,16 @@ def _ip(text: str) -> bytes:
     return ipaddress.ip_address(text).packed
 
 
-def _lab_first_alerts(rep: Replayed, labels_csv: Path, thr: float) -> dict[tuple[str, str, int], float]:
-    """Per attack run of ``labels_csv`` ((label, scenario, start µs)), seconds from its start to
-    its first alert in this replay (inf: none here)."""
+def _lab_first_alerts(rep: Replayed, rules: Sequence[Any], thr: float) -> dict[tuple[str, str, int], float]:
+    """Per attack run of ``rules`` (a labels file's rows; key (label, scenario, start µs)), seconds
+    from its start to its first alert in this replay (inf: none here)."""
     alerts = rep.alert_us(thr)
     out: dict[tuple[str, str, int], float] = {}
-    for rule in load_labels(labels_csv).rules:
-        pair = {rule.attacker, rule.victim}
-        spoofed = rule.attacker == bytes(4)  # ANY_SOURCE: every flow of the victim
+    for rule in rules:
         times = [
             t
             for s, d, f, t in zip(rep.srcs, rep.dsts, rep.first_us, alerts, strict=True)
-            if t is not None
-            and (rule.victim in (s, d) if spoofed else {s, d} == pair)
-            and rule.start_us <= f <= rule.end_us
+            if t is not None and rule.matches(s, d, f)
         ]
         key = (rule.label, rule.scenario, rule.start_us)
         first = (min(times) - rule.start_us) / 1e6 if times else float("inf")
@@ -602,8 +600,9 @@ def lab_first_alerts(
     for run_dir in run_dirs:
         if not (run_dir / "labels.csv").is_file():
             continue
+        rules = load_labels(run_dir / "labels.csv").rules
         for r in replays:
-            for key, t in _lab_first_alerts(r, run_dir / "labels.csv", thr).items():
+            for key, t in _lab_first_alerts(r, rules, thr).items():
                 first[key] = min(first.get(key, float("inf")), t)
     out: dict[str, list[str]] = defaultdict(list)
     for (label, scenario, _start), t in first.items():
