@@ -27,6 +27,7 @@ __all__ = [
     "BundleError",
     "default_bundle_path",
     "load_bundle",
+    "set_decision",
     "sha256_file",
     "write_bundle",
 ]
@@ -102,6 +103,16 @@ class Bundle:
         return float(self.meta["threshold"])
 
     @property
+    def escalation(self) -> Any:
+        """The bundle's :class:`~edge_nids.agent.escalate.EscalationRule`, or None (no field)."""
+        d = self.meta.get("escalation")
+        if d is None:
+            return None
+        from edge_nids.agent.escalate import EscalationRule
+
+        return EscalationRule.from_dict(d)
+
+    @property
     def name(self) -> str:
         return str(self.meta.get("name") or self.path.name)
 
@@ -113,6 +124,28 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def set_decision(path: str | Path, threshold: float, escalation: dict[str, Any] | None) -> Bundle:
+    """Set a bundle's decision rule (``threshold``; ``escalation`` object, or None to remove
+    it) in its bundle.json, the model untouched; returns the bundle read back (validated)."""
+    from edge_nids.agent.escalate import EscalationRule
+
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold {threshold} is not in [0, 1]")
+    if escalation is not None:
+        EscalationRule.from_dict(escalation)  # ValueError naming what is wrong, before writing
+    meta_file = Path(path) / BUNDLE_JSON
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["threshold"] = float(threshold)
+    if escalation is None:
+        meta.pop("escalation", None)
+    else:
+        meta["escalation"] = dict(escalation)
+    tmp = meta_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(meta_file)
+    return load_bundle(path)
 
 
 def write_bundle(out: str | Path, model: bytes, meta: dict[str, Any]) -> Path:
@@ -215,6 +248,13 @@ def load_bundle(path: str | Path, *, require_computable: bool = True, verify_has
         raise _fail(meta_file, f"labels {labels} / attack_label_indices {attack} are inconsistent")
     if not 0.0 <= float(meta["threshold"]) <= 1.0:
         raise _fail(meta_file, f"threshold {meta['threshold']} is not in [0, 1]")
+    if meta.get("escalation") is not None:
+        from edge_nids.agent.escalate import EscalationRule
+
+        try:
+            EscalationRule.from_dict(meta["escalation"])
+        except ValueError as exc:
+            raise _fail(meta_file, str(exc)) from None
     model_file = path / meta["model_file"]
     if not model_file.is_file():
         raise _fail(model_file, "missing")

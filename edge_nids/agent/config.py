@@ -64,6 +64,7 @@ class ModelConfig:
     path: str | None = None  #: bundle directory; None = the shipped default bundle
     threshold: float | None = None  #: attack-probability threshold; None = the bundle's
     site: str | None = None  #: site file from ``edge-nids learn`` (per-service baselines); None = none
+    escalate: bool = True  #: apply the bundle's escalation rule (docs/agent.md "Escalation")
 
 
 @dataclass(frozen=True)

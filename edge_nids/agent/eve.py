@@ -299,9 +299,10 @@ def _flow_event(r: Mapping[str, Any]) -> str:
 
 
 #: ``alert.context`` as the agent writes an alert's first line (``class`` for multi-class
-#: models; then the explanation, or why there is none); summaries and anything else go
-#: through ``json``. Every alert has carried ``family`` since the family stage came: the
-#: template without it had stopped matching, so every context went through ``json``.
+#: models; then the explanation, or why there is none); summaries, escalated alerts (a few
+#: per attacker at most) and anything else go through ``json``. Every alert has carried
+#: ``family`` since the family stage came: the template without it had stopped matching, so
+#: every context went through ``json``.
 _CONTEXT_HEAD = {("score", "threshold", "model", "family", "count"): False}
 _CONTEXT_HEAD[("score", "threshold", "model", "class", "family", "count")] = True
 

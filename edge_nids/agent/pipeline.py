@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig, AlertsConfig
+from edge_nids.agent.escalate import EscalationRule, Escalator
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
@@ -71,6 +72,7 @@ class Model:
     profile: str
     labels: list[str] = dataclasses.field(default_factory=list)
     stages: Any = None  #: edge_nids.agent.stages.Stages (families, site, explanations)
+    escalation: EscalationRule | None = None  #: the bundle's rule in force (model.escalate)
 
     @property
     def multiclass(self) -> bool:
@@ -137,6 +139,7 @@ class Pipeline:
         self.table = FlowTable(_flow_config(cfg, model.profile))
         self.aggregator = Aggregator(self._emit_alert, cfg.alerts.aggregate_window_s, cfg.alerts.max_groups)
         self.suppress = Suppressor(cfg.alerts.suppress)
+        self.escalator = Escalator(model.escalation) if model.escalation is not None else None
         self._pending: dict[int, tuple[Any, bool]] = {}  # id(flow) -> (flow, final)
         self._pending_since_us = 0
         # id(flow) -> (flow, packets at last check, next due µs, current wait µs)
@@ -173,6 +176,10 @@ class Pipeline:
         self.aggregator.window_us = int(cfg.alerts.aggregate_window_s * 1_000_000)
         self.aggregator.max_groups = cfg.alerts.max_groups
         self.suppress = Suppressor(cfg.alerts.suppress)
+        if model.escalation is None:
+            self.escalator = None
+        elif self.escalator is None or self.escalator.rule != model.escalation:
+            self.escalator = Escalator(model.escalation)  # a new rule starts with no history
 
     # -- packets and time ---------------------------------------------------------------
 
@@ -353,10 +360,19 @@ class Pipeline:
         rows = X[named] if model.edge_schema else None
         names = stages.family_names([items[i][0] for i in named], rows)
         families = dict(zip(named, names, strict=True))
+        esc = self.escalator
+        low = esc.rule.threshold if esc is not None else thr
+        now_us = self.now_us
         for i, ((f, final), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
-            attack = s >= thr and not stages.silenced(f, s, family)
+            escalated = 0
+            if low <= s < thr and esc is not None and key not in alerted:
+                escalated = esc.escalated(f.src, now_us)  # its source's recent alerts, taken in order
+                if escalated:
+                    row = X[i : i + 1] if model.edge_schema else None
+                    family = stages.family_names([f], row)[0]
+            attack = (s >= thr or escalated > 0) and not stages.silenced(f, s, family)
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
             # the identity fields (flow_id, community_id, addresses) are computed once per flow
@@ -378,10 +394,16 @@ class Pipeline:
                 # the raw inputs, explained when the alert line is written: a copy, as a view
                 # of X would keep the whole batch alive while the alert waits in its group
                 x = X[i].astype(np.float32)
+                if escalated:
+                    stats.escalated += 1
+                raised = True
                 if self.suppress:
-                    rec = self._alert(f, s, final, cls, ident, sec=sec, family=family, x=x)
+                    rec = self._alert(
+                        f, s, final, cls, ident, sec=sec, family=family, x=x, escalated=escalated
+                    )
                     if self.suppress.matches(rec):
                         stats.suppressed += 1  # not written; the flow event above keeps its verdict
+                        raised = False  # nor does it count towards its source's escalation
                     else:
                         self.aggregator.add(rec, f.last_us)
                 else:
@@ -392,9 +414,11 @@ class Pipeline:
                     now = f if final else _FlowNow(f)
                     a_cfg = self.cfg.alerts
                     build = functools.partial(
-                        self._alert, now, s, final, cls, ident, a_cfg, model, sec, family, x
+                        self._alert, now, s, final, cls, ident, a_cfg, model, sec, family, x, escalated
                     )
                     self.aggregator.add(build, f.last_us, gkey)
+                if raised and esc is not None:
+                    esc.alerted(f.src, now_us)
                 if not final:
                     alerted[key] = ident
             if final:
@@ -413,11 +437,13 @@ class Pipeline:
         sec: dict[str, Any] | None = None,
         family: str = "other",
         x: np.ndarray | None = None,
+        escalated: int = 0,
     ) -> dict[str, Any]:
         """The alert record; ``a`` and ``model``: the config and model in force when it was
         raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already;
         ``family``: the second stage's name for it; ``x``: its raw inputs, kept for the
-        explanation made when the line is written."""
+        explanation made when the line is written; ``escalated``: the alerts its source had
+        raised in the escalation window when its score was below the threshold, else 0."""
         a = a or self.cfg.alerts
         model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
@@ -430,6 +456,13 @@ class Pipeline:
         if cls is not None:
             ctx["class"] = cls
         ctx["family"] = family  # here already, so alerts.suppress can match it
+        if escalated:
+            rule = self.escalator.rule if self.escalator is not None else None
+            ctx["escalated"] = {
+                "source_alerts": escalated,
+                "window_s": rule.window_s if rule else None,
+                "threshold": rule.threshold if rule else None,
+            }
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,

@@ -71,7 +71,11 @@ def load_model(cfg: AgentConfig) -> Model:
     version = str(meta.get("version") or digest[:12])
     profile = bundle.profile or "cicids2017"
     labels = [str(x) for x in bundle.labels]
-    model = Model(bundle, classifier, threshold, name, version, profile, labels)
+    try:
+        escalation = bundle.escalation if cfg.model.escalate else None
+    except ValueError as exc:
+        raise AgentError(f"model {path}: {exc}") from None
+    model = Model(bundle, classifier, threshold, name, version, profile, labels, escalation=escalation)
     from edge_nids.agent.stages import StageError, load_stages
 
     try:  # family trees, explanations, the site file (checked against this bundle)

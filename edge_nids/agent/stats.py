@@ -44,6 +44,7 @@ class AgentStats:
     flows_active_classified: int = 0  #: classifications of still-open flows
     alerts: int = 0  #: alerts raised (before suppression and aggregation)
     suppressed: int = 0  #: alerts alerts.suppress silenced (not written)
+    escalated: int = 0  #: alerts raised below the threshold by their source's escalation
     alert_lines: int = 0  #: alert lines written (after aggregation)
     batches: int = 0  #: classifier calls
     kernel_drops: int = 0  #: packets the kernel dropped (PACKET_STATISTICS)
@@ -78,6 +79,7 @@ class AgentStats:
             "flows_active_classified": self.flows_active_classified,
             "alerts": self.alerts,
             "suppressed": self.suppressed,
+            "escalated": self.escalated,
             "alert_lines": self.alert_lines,
             "batches": self.batches,
             "kernel_drops": self.kernel_drops,
@@ -141,6 +143,7 @@ class AgentStats:
             "flows_active_classified",
             "alerts",
             "suppressed",
+            "escalated",
             "alert_lines",
             "batches",
             "kernel_drops",

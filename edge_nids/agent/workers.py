@@ -58,6 +58,7 @@ _SUMMED = (
     "flows_active_classified",
     "alerts",
     "suppressed",
+    "escalated",
     "batches",
     "kernel_drops",
     "evicted",

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_nids.agent.escalate import EscalationRule, flag_checks
+from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
 from edge_nids.flows.schema import EDGE_FLOWS
@@ -157,11 +159,13 @@ def _checking_model(bundle: str | Path | None) -> tuple[Any, Any]:
     """(agent config, loaded model) of ``bundle`` (default: the agent's) for a replay that
     records every check: the threshold is lifted above 1, so nothing alerts and every flow gets
     every check (the agent stops checking a flow once it alerted, so a replay at the bundle's
-    own threshold would lose the later checks that a higher threshold still needs)."""
+    own threshold would lose the later checks that a higher threshold still needs). Escalation
+    is off (nothing alerts, so no source could escalate): it is judged afterwards, from the
+    checks, by :func:`edge_nids.agent.escalate.flag_checks`."""
     from edge_nids.agent.config import from_dict
     from edge_nids.agent.service import load_model
 
-    cfg = from_dict({"model": {"path": str(bundle)}} if bundle else {})
+    cfg = from_dict({"model": {"escalate": False} | ({"path": str(bundle)} if bundle else {})})
     model = load_model(cfg)
     model.threshold = 2.0
     return cfg, model
@@ -346,13 +350,14 @@ class Replayed:
     first_us: list[int] = field(default_factory=list)
     checks: list[list[tuple[int, float]]] = field(default_factory=list)
 
-    def flagged(self, thr: float) -> list[bool]:
-        """Per flow: an alert at threshold ``thr`` (any classification reached it)."""
-        return [any(s >= thr for _, s in c) for c in self.checks]
+    def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
+        """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
+        ``rule``, reached the rule's threshold while its source was escalated)."""
+        return [t is not None for t in self.alert_us(thr, rule)]
 
-    def alert_us(self, thr: float) -> list[int | None]:
-        """Per flow: capture time of its first classification at or above ``thr``, or None."""
-        return [next((t for t, s in c if s >= thr), None) for c in self.checks]
+    def alert_us(self, thr: float, rule: EscalationRule | None = None) -> list[int | None]:
+        """Per flow: capture time of its first alerting classification (as :meth:`flagged`), or None."""
+        return flag_checks(self.checks, self.srcs, thr, rule)
 
 
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
@@ -404,6 +409,38 @@ def pick_threshold(benign_scores: np.ndarray, target: float) -> float:
     return THRESHOLDS[-1]
 
 
+def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: EscalationRule | None) -> float:
+    """The lowest of ``THRESHOLDS`` at which the agent, escalating by ``rule``, flags at most
+    ``target`` of the benign flows of ``replays`` (each replay judged on its own), else the
+    highest."""
+    ben = [[lab == BENIGN for lab in r.labels] for r in replays]
+    n = sum(sum(b) for b in ben)
+    for thr in THRESHOLDS:
+        if n == 0:
+            return thr
+        k = sum(
+            sum(1 for fl, is_b in zip(r.flagged(thr, rule), b, strict=True) if fl and is_b)
+            for r, b in zip(replays, ben, strict=True)
+        )
+        if k / n <= target:
+            return thr
+    return THRESHOLDS[-1]
+
+
+def parse_escalation(text: str) -> EscalationRule | None:
+    """``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.5``) or ``none``; ValueError naming the problem."""
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise ValueError(f"--escalation {text!r}: expected ALERTS,WINDOW_S,THRESHOLD or none")
+    try:
+        alerts, window, thr = int(parts[0]), float(parts[1]), float(parts[2])
+    except ValueError:
+        raise ValueError(f"--escalation {text!r}: expected ALERTS,WINDOW_S,THRESHOLD or none") from None
+    return EscalationRule.from_dict({"alerts": alerts, "window_s": window, "threshold": thr})
+
+
 class Tally:
     """Flows and flagged flows by key."""
 
@@ -438,18 +475,12 @@ class Results:
     args: dict[str, Any]
     fold_info: list[dict[str, Any]]
     seconds: float
+    escalation: dict[str, Any] | None = None  # the agent's escalation rule judged (None: none)
 
-
-def _benign_max_scores(res: Results) -> np.ndarray:
-    return np.array(
-        [
-            max(s for _, s in c)
-            for cap in res.captures
-            if cap.source == "benign_public"
-            for lab, c in zip(res.agent[cap.name].labels, res.agent[cap.name].checks, strict=True)
-            if lab == BENIGN
-        ]
-    )
+    @property
+    def rule(self) -> EscalationRule | None:
+        d = getattr(self, "escalation", None)  # results saved before escalation have none
+        return EscalationRule.from_dict(d) if d else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -461,9 +492,17 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
+    rule = parse_escalation(args.escalation)
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
+        if args.rejudge:
+            _decide(res, args, rule)
+            with open(results_file, "wb") as fh:
+                pickle.dump(res, fh)
+            if Path(args.out).is_dir():
+                set_decision(args.out, res.threshold, res.escalation)
+                log.warning("%s: threshold %.4f, escalation %s", args.out, res.threshold, res.escalation)
         _write(res, args)
         return 0
     datasets = Path(args.datasets) if args.datasets else data_root()
@@ -514,11 +553,7 @@ def run(args: argparse.Namespace) -> int:
         fold_info=fold_info,
         seconds=0.0,
     )
-    res.threshold = pick_threshold(_benign_max_scores(res), args.target_fpr)
-    benign_rf = np.concatenate(
-        [rf_s[c.name][res.classes[c.name] == BENIGN] for c in caps if c.source == "benign_public"]
-    )
-    res.rf_threshold = pick_threshold(benign_rf, args.target_fpr)
+    _decide(res, args, rule)
     # the final model: every capture, the threshold the cross-validation chose
     X, y = training_rows(flows, args.per_capture, args.seed, args.open_checks)
     final = fit_cnn(X, y, args.seed, args.model, args.epochs)
@@ -534,13 +569,12 @@ def run(args: argparse.Namespace) -> int:
         "train_rows": len(y),
         "attack_rows": int(y.sum()),
         "seed": args.seed,
-        "threshold_rule": (
-            f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows"
-        ),
+        "threshold_rule": _threshold_rule(args, rule),
         "command": "edge-nids detection " + " ".join(args.argv),
     }
     out_bundle = Path(args.out)
     write_bundle_from(final, work / "final" / "model", out_bundle, res.threshold, out_bundle.name, notes)
+    set_decision(out_bundle, res.threshold, res.escalation)
     for cf in load_flows(test_caps):
         key = f"{cf.cap.source}/{cf.cap.name}"  # several test runs hold captures of the same name
         res.test[key] = replay(out_bundle, cf.cap.pcap, _label_function(cf.cap))
@@ -559,6 +593,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold_rule(args: argparse.Namespace, rule: EscalationRule | None) -> str:
+    how = ""
+    if rule is not None:
+        how = f", escalating by {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}"
+    return f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows{how}"
+
+
+def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None) -> None:
+    """The agent's decision rule from the held-out replays: the escalation ``rule`` and the
+    lowest threshold that, with it, flags at most ``--target-fpr`` of the benign_public flows;
+    the forest's threshold by the same rule (no escalation: it has one score per flow)."""
+    benign = [c for c in res.captures if c.source == "benign_public"]
+    res.escalation = rule.to_dict() if rule is not None else None
+    res.threshold = pick_threshold_replayed([res.agent[c.name] for c in benign], args.target_fpr, rule)
+    benign_rf = np.concatenate([res.rf[c.name][res.classes[c.name] == BENIGN] for c in benign])
+    res.rf_threshold = pick_threshold(benign_rf, args.target_fpr)
+    res.args["target_fpr"] = args.target_fpr
+    res.args["escalation"] = args.escalation
+
+
 def _write(res: Results, args: argparse.Namespace) -> None:
     text = render(res)
     if args.write:
@@ -573,10 +627,12 @@ def _ip(text: str) -> bytes:
     return ipaddress.ip_address(text).packed
 
 
-def _lab_first_alerts(rep: Replayed, rules: Sequence[Any], thr: float) -> dict[tuple[str, str, int], float]:
+def _lab_first_alerts(
+    rep: Replayed, rules: Sequence[Any], thr: float, esc: EscalationRule | None = None
+) -> dict[tuple[str, str, int], float]:
     """Per attack run of ``rules`` (a labels file's rows; key (label, scenario, start µs)), seconds
     from its start to its first alert in this replay (inf: none here)."""
-    alerts = rep.alert_us(thr)
+    alerts = rep.alert_us(thr, esc)
     out: dict[tuple[str, str, int], float] = {}
     for rule in rules:
         times = [
@@ -591,7 +647,7 @@ def _lab_first_alerts(rep: Replayed, rules: Sequence[Any], thr: float) -> dict[t
 
 
 def lab_first_alerts(
-    replays: Sequence[Replayed], run_dirs: Sequence[Path], thr: float
+    replays: Sequence[Replayed], run_dirs: Sequence[Path], thr: float, esc: EscalationRule | None = None
 ) -> dict[str, list[str]]:
     """Per attack label, ``"scenario seconds"`` of each attack run (in label-file order) from its
     start to its first alert in any of ``replays``, ``"scenario none"`` when it never alerted.
@@ -602,7 +658,7 @@ def lab_first_alerts(
             continue
         rules = load_labels(run_dir / "labels.csv").rules
         for r in replays:
-            for key, t in _lab_first_alerts(r, rules, thr).items():
+            for key, t in _lab_first_alerts(r, rules, thr, esc).items():
                 first[key] = min(first.get(key, float("inf")), t)
     out: dict[str, list[str]] = defaultdict(list)
     for (label, scenario, _start), t in first.items():
@@ -614,6 +670,7 @@ def render(res: Results) -> str:
     """docs/detection.md from the results."""
     a = res.args
     thr, rthr = res.threshold, res.rf_threshold
+    rule = res.rule
     caps = res.captures
     benign = [c for c in caps if c.source == "benign_public"]
     attacks = sorted((c for c in caps if c.source == "attacks_public"), key=lambda c: (c.attack_type, c.name))
@@ -645,11 +702,38 @@ def render(res: Results) -> str:
         f"- **CNN-LSTM (agent)**: the fold's `{a['model']}` converted to an int8 bundle; the held-out "
         "captures replayed through the agent's own pipeline (the code of `edge-nids run --pcap`, with "
         "its classifications of open flows); a flow counts as flagged when any of its classifications "
-        f"reached the threshold. Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
+        "reached the threshold"
+        + ("" if rule is None else f", or reached {rule.threshold:g} while its source was escalated (below)")
+        + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
         "that flags at most "
         f"{100 * a['target_fpr']:g} % of the held-out benign flows of this very cross-validation (so "
         "the false-alarm figure is tuned on it; the attack figures are not). The shipped bundle is the "
         "same recipe trained on every capture, with this threshold.",
+    ]
+    core = [c for c in attacks if c.attack_type in ("scan", "flood", "brute_force", "slow_dos")]
+    if rule is not None:
+        b0, b1, c0, c1 = Tally(), Tally(), Tally(), Tally()
+        for c in benign:
+            r = res.agent[c.name]
+            for lab, f0, f1 in zip(r.labels, r.flagged(thr), r.flagged(thr, rule), strict=True):
+                if lab == BENIGN:
+                    b0.add(0, f0)
+                    b1.add(0, f1)
+        for c in core:
+            r = res.agent[c.name]
+            for lab, f0, f1 in zip(r.labels, r.flagged(thr), r.flagged(thr, rule), strict=True):
+                if lab != BENIGN:
+                    c0.add(0, f0)
+                    c1.add(0, f1)
+        L.append(
+            f"- **Escalation** (the agent's rule, in the bundle; docs/agent.md): a source that raised "
+            f"{rule.alerts} alerts within {rule.window_s:g} s has its next flows alert from score "
+            f"{rule.threshold:g} on. Every agent figure below includes it and the threshold was chosen "
+            f"with it. At the same threshold, benign_public flows flagged without it: {b0.cell(0)}, with "
+            f"it: {b1.cell(0)}; attacker flows of the scan, flood, brute-force and slow-DoS captures: "
+            f"{c0.cell(0)} without, {c1.cell(0)} with."
+        )
+    L += [
         "- **CNN-LSTM (Keras)**: the same fold model in float on each flow's final features, "
         "at the same threshold.",
         f"- **Random forest** (the yardstick): 200 trees on the same rows and inputs, final features, "
@@ -663,7 +747,7 @@ def render(res: Results) -> str:
     per_fold = Tally()
     for c in benign:
         r = res.agent[c.name]
-        flags = r.flagged(thr)
+        flags = r.flagged(thr, rule)
         per_cap[c.name] = 0
         for lab, kind, fl in zip(r.labels, r.kinds, flags, strict=True):
             if lab == BENIGN:
@@ -678,7 +762,7 @@ def render(res: Results) -> str:
                 rf.add("all", w >= rthr)
     lab_ag, lab_rf = Tally(), Tally()
     for name, r in res.test.items():
-        for lab, fl in zip(r.labels, r.flagged(thr), strict=True):
+        for lab, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
             lab_ag.add(lab, fl)
         for w, k in zip(*res.test_rf[name], strict=True):
             lab_rf.add(k, w >= rthr)
@@ -722,19 +806,18 @@ def render(res: Results) -> str:
         "attacker flows flagged (those captures) |",
         "|---:|---:|---:|---:|",
     ]
-    core = [c for c in attacks if c.attack_type in ("scan", "flood", "brute_force", "slow_dos")]
     for t in sorted({0.5, 0.6, 0.7, 0.8, 0.9, thr}):
         b = Tally()
         for c in benign:
             r = res.agent[c.name]
-            for lab, fl in zip(r.labels, r.flagged(t), strict=True):
+            for lab, fl in zip(r.labels, r.flagged(t, rule), strict=True):
                 if lab == BENIGN:
                     b.add(0, fl)
         hit = 0
         at = Tally()
         for c in core:
             r = res.agent[c.name]
-            fl = [f for lab, f in zip(r.labels, r.flagged(t), strict=True) if lab != BENIGN]
+            fl = [f for lab, f in zip(r.labels, r.flagged(t, rule), strict=True) if lab != BENIGN]
             hit += int(any(fl))
             for f in fl:
                 at.add(0, f)
@@ -749,14 +832,13 @@ def render(res: Results) -> str:
         "(rows without addresses, spoofed or anonymised sources: the flows to the victim or service "
         "they name). First alert: capture seconds from the first attacker flow to the first alert.",
         "",
-        "| capture | type | attacker flows | CNN-LSTM (agent) | first alert (s) | CNN-LSTM (Keras) "
-        "| random forest "
-        "| other flows flagged (agent) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| capture | type | attacker flows | CNN-LSTM (agent) | agent without escalation "
+        "| first alert (s) | CNN-LSTM (Keras) | random forest | other flows flagged (agent) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in attacks:
         r = res.agent[c.name]
-        flags, alerts = r.flagged(thr), r.alert_us(thr)
+        flags, alerts, plain = r.flagged(thr, rule), r.alert_us(thr, rule), r.flagged(thr)
         att = [i for i, lab in enumerate(r.labels) if lab != BENIGN]
         ben = [i for i, lab in enumerate(r.labels) if lab == BENIGN]
         first = min((r.first_us[i] for i in att), default=None)
@@ -765,7 +847,8 @@ def render(res: Results) -> str:
         am = res.classes[c.name] != BENIGN
         L.append(
             f"| `{c.name}` | {c.attack_type} | {len(att)} | "
-            f"{_pct(sum(flags[i] for i in att), len(att))} | {delay} | "
+            f"{_pct(sum(flags[i] for i in att), len(att))} | {_pct(sum(plain[i] for i in att), len(att))} "
+            f"| {delay} | "
             f"{_pct(int((res.keras[c.name][am] >= thr).sum()), int(am.sum()))} | "
             f"{_pct(int((res.rf[c.name][am] >= rthr).sum()), int(am.sum()))} | "
             f"{_pct(sum(flags[i] for i in ben), len(ben))} |"
@@ -779,12 +862,12 @@ def render(res: Results) -> str:
         "| random forest |",
         "|---|---:|---:|---|---:|",
     ]
-    firsts = lab_first_alerts(list(res.test.values()), [Path(p) for p in a.get("test_lab", [])], thr)
+    firsts = lab_first_alerts(list(res.test.values()), [Path(p) for p in a.get("test_lab", [])], thr, rule)
     for lab in sorted(lab_ag.n, key=lambda x: (x != BENIGN, x)):
         ft = ", ".join(firsts.get(lab, []))
         L.append(f"| {lab} | {lab_ag.n[lab]} | {lab_ag.cell(lab)} | {ft or '—'} | {lab_rf.cell(lab)} |")
     for title, r in res.gold.items():
-        fl = r.flagged(thr)
+        fl = r.flagged(thr, rule)
         att = [f for lab, f in zip(r.labels, fl, strict=True) if lab != BENIGN]
         L += [
             "",
@@ -841,7 +924,21 @@ def register(sub: Any) -> None:
     p.add_argument("--target-fpr", type=float, default=0.008, help="benign share the threshold may flag")
     p.add_argument("-o", "--out", default="runs/detection/final/bundle", help="where the final bundle goes")
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")
+    p.add_argument(
+        "--escalation",
+        default="6,60,0.5",
+        metavar="ALERTS,WINDOW_S,THRESHOLD",
+        help="the agent's escalation rule judged and written into the bundle: a source that raised "
+        "ALERTS alerts within WINDOW_S s has its flows alert from THRESHOLD on (default 6,60,0.5; "
+        "none: no escalation)",
+    )
     p.add_argument("--report-only", action="store_true", help="re-render the report from saved results")
+    p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="with --report-only: pick the threshold again from the saved replays with --target-fpr "
+        "and --escalation, and set both in the bundle at -o (its model untouched)",
+    )
     p.set_defaults(func=_main)
 
 

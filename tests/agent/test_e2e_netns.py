@@ -207,12 +207,19 @@ def test_live_capture_on_veth(veth: tuple[str, str], tmp_path: Path, agent_bundl
     alert_lines = [x for x in lines if x["event_type"] == "alert"]
     stats = [x for x in lines if x["event_type"] == "stats"]
     # aggregated per (src, dest, signature): the first alert at once, then one summary with the
-    # rest (the HTTP flows share the key: whatever the model flags of them is counted there too)
+    # rest. The HTTP flows share the pair: one the model flags (the five requests come fast, and
+    # under load their timing can look like password guessing) gets its family's own lines
     pair_alerts = [a for a in alert_lines if (a["src_ip"], a["dest_ip"]) == (CLIENT, SERVER)]
     pair_flagged = [
         e for e in events if (e["src_ip"], e["dest_ip"]) == (CLIENT, SERVER) and flow_verdict(e) == "attack"
     ]
-    assert len(pair_alerts) == 2 and alert_count(pair_alerts[0]) == 1
+    by_signature: dict[int, list[dict]] = {}
+    for a in pair_alerts:
+        by_signature.setdefault(a["alert"]["signature_id"], []).append(a)
+    for lines_of in by_signature.values():
+        assert len(lines_of) <= 2 and alert_count(lines_of[0]) == 1
+    scan_lines = [a for a in pair_alerts if a["alert"]["signature"] == "edge-nids: port scan"]
+    assert len(scan_lines) == 2, [(a["alert"]["signature"], a["dest_port"]) for a in pair_alerts]
     assert sum(alert_count(a) for a in pair_alerts) == len(pair_flagged) >= len(flagged)
     # aggregation loses nothing overall either
     assert sum(alert_count(a) for a in alert_lines) == stats_counters(stats[-1])["alerts"]

@@ -20,7 +20,9 @@ from edge_nids.training.detection import (
     flow_kind,
     lab_first_alerts,
     load_flows,
+    parse_escalation,
     pick_threshold,
+    pick_threshold_replayed,
     replay,
     training_rows,
 )
@@ -58,6 +60,27 @@ def test_pick_threshold_is_the_lowest_that_keeps_the_benign_share() -> None:
     assert pick_threshold(benign, 0.01) == 0.5  # 10 of 1000 at 0.5: 1 %
     assert pick_threshold(benign, 0.005) == 141 / 256  # 5 of 1000 from the step above 0.55 on
     assert pick_threshold(np.array([0.999]), 0.0) == 255 / 256
+
+
+def test_the_threshold_is_chosen_with_the_escalation_it_ships_with() -> None:
+    # one benign source: 4 flows at 0.96 then 8 at 0.6, 1 s apart; another source: 88 flows at 0.1
+    loud = Replayed(
+        labels=[BENIGN] * 12,
+        srcs=[b"\x01"] * 12,
+        checks=[[(i * 1_000_000, 0.96 if i < 4 else 0.6)] for i in range(12)],
+    )
+    quiet = Replayed(labels=[BENIGN] * 88, srcs=[b"\x02"] * 88, checks=[[(i, 0.1)] for i in range(88)])
+    rule = parse_escalation("3,60,0.5")
+    assert rule is not None and (rule.alerts, rule.window_s, rule.threshold) == (3, 60.0, 0.5)
+    assert parse_escalation("none") is None
+    with pytest.raises(ValueError, match="ALERTS,WINDOW_S,THRESHOLD"):
+        parse_escalation("3,60")
+    # without escalation 0.5 flags 12 of 100 and 0.6+ 4 of 100 (all the loud 0.96s)
+    assert pick_threshold_replayed([loud, quiet], 0.04, None) == 154 / 256  # first step above 0.6
+    # with it, the loud source escalates after 3 alerts: any threshold up to 0.96 flags 12
+    assert loud.flagged(0.9, rule) == [True] * 12
+    assert pick_threshold_replayed([loud, quiet], 0.04, rule) == 246 / 256  # first step above 0.96
+    assert pick_threshold_replayed([loud, quiet], 0.12, rule) == 0.5
 
 
 def test_folds_hold_each_capture_once_and_spread_attack_types(tmp_path: Path) -> None:
