@@ -32,6 +32,14 @@ def test_a_source_escalates_after_its_alerts_within_the_window() -> None:
     assert esc.escalated(A, 12 * S) == 3
 
 
+def test_a_rule_of_one_alert_keeps_only_the_last() -> None:
+    esc = Escalator(EscalationRule(alerts=1, window_s=1.0, threshold=0.5))
+    esc.alerted(A, 0)
+    esc.alerted(A, 5 * S)
+    assert esc.escalated(A, 5 * S + 1) == 1  # the alert at 5 s, not the one at 0
+    assert esc.escalated(A, 7 * S) == 0
+
+
 def test_memory_is_bounded_and_forgets_the_least_recently_alerting_source() -> None:
     esc = Escalator(RULE, max_sources=2)
     for src in (A, B):
