@@ -368,7 +368,7 @@ class Pipeline:
             family = families.get(i, "other")
             escalated = 0
             if low <= s < thr and esc is not None and key not in alerted:
-                escalated = esc.escalated(f.src, now_us)  # its source's recent alerts, taken in order
+                escalated = esc.escalated((f.src, f.dst), now_us)  # the pair's recent alerts, in order
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
@@ -418,7 +418,7 @@ class Pipeline:
                     )
                     self.aggregator.add(build, f.last_us, gkey)
                 if raised and esc is not None:
-                    esc.alerted(f.src, now_us)
+                    esc.alerted((f.src, f.dst), now_us)
                 if not final:
                     alerted[key] = ident
             if final:
@@ -443,7 +443,8 @@ class Pipeline:
         raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already;
         ``family``: the second stage's name for it; ``x``: its raw inputs, kept for the
         explanation made when the line is written; ``escalated``: the alerts its source had
-        raised in the escalation window when its score was below the threshold, else 0."""
+        raised against its destination in the escalation window when its score was below the
+        threshold, else 0."""
         a = a or self.cfg.alerts
         model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
@@ -459,7 +460,7 @@ class Pipeline:
         if escalated:
             rule = self.escalator.rule if self.escalator is not None else None
             ctx["escalated"] = {
-                "source_alerts": escalated,
+                "pair_alerts": escalated,
                 "window_s": rule.window_s if rule else None,
                 "threshold": rule.threshold if rule else None,
             }

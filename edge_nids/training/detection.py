@@ -352,12 +352,13 @@ class Replayed:
 
     def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
         """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
-        ``rule``, reached the rule's threshold while its source was escalated)."""
+        ``rule``, reached the rule's threshold while its (source, destination) pair was
+        escalated)."""
         return [t is not None for t in self.alert_us(thr, rule)]
 
     def alert_us(self, thr: float, rule: EscalationRule | None = None) -> list[int | None]:
         """Per flow: capture time of its first alerting classification (as :meth:`flagged`), or None."""
-        return flag_checks(self.checks, self.srcs, thr, rule)
+        return flag_checks(self.checks, list(zip(self.srcs, self.dsts, strict=True)), thr, rule)
 
 
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
@@ -703,7 +704,11 @@ def render(res: Results) -> str:
         "captures replayed through the agent's own pipeline (the code of `edge-nids run --pcap`, with "
         "its classifications of open flows); a flow counts as flagged when any of its classifications "
         "reached the threshold"
-        + ("" if rule is None else f", or reached {rule.threshold:g} while its source was escalated (below)")
+        + (
+            ""
+            if rule is None
+            else f", or reached {rule.threshold:g} while its source and destination were escalated (below)"
+        )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
         "that flags at most "
         f"{100 * a['target_fpr']:g} % of the held-out benign flows of this very cross-validation (so "
@@ -727,11 +732,11 @@ def render(res: Results) -> str:
                     c1.add(0, f1)
         L.append(
             f"- **Escalation** (the agent's rule, in the bundle; docs/agent.md): a source that raised "
-            f"{rule.alerts} alerts within {rule.window_s:g} s has its next flows alert from score "
-            f"{rule.threshold:g} on. Every agent figure below includes it and the threshold was chosen "
-            f"with it. At the same threshold, benign_public flows flagged without it: {b0.cell(0)}, with "
-            f"it: {b1.cell(0)}; attacker flows of the scan, flood, brute-force and slow-DoS captures: "
-            f"{c0.cell(0)} without, {c1.cell(0)} with."
+            f"{rule.alerts} alerts against one destination within {rule.window_s:g} s has its next "
+            f"flows to it alert from score {rule.threshold:g} on. Every agent figure below includes it "
+            f"and the threshold was chosen with it. At the same threshold, benign_public flows "
+            f"flagged without it: {b0.cell(0)}, with it: {b1.cell(0)}; attacker flows of the scan, "
+            f"flood, brute-force and slow-DoS captures: {c0.cell(0)} without, {c1.cell(0)} with."
         )
     L += [
         "- **CNN-LSTM (Keras)**: the same fold model in float on each flow's final features, "
@@ -929,8 +934,8 @@ def register(sub: Any) -> None:
         default="6,60,0.5",
         metavar="ALERTS,WINDOW_S,THRESHOLD",
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
-        "ALERTS alerts within WINDOW_S s has its flows alert from THRESHOLD on (default 6,60,0.5; "
-        "none: no escalation)",
+        "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "
+        "THRESHOLD on (default 6,60,0.5; none: no escalation)",
     )
     p.add_argument("--report-only", action="store_true", help="re-render the report from saved results")
     p.add_argument(

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_nids.bundle import BUNDLE_JSON
+
 __all__ = ["Snapshots", "capture_snapshots", "corpus_snapshots"]
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,15 @@ def corpus_snapshots(
     """
     from edge_nids.training.corpus import _code_mtime, _label_function, find_captures
 
-    newest = max(_code_mtime(), Path(model.bundle.model_path).stat().st_mtime)
+    # a snapshot's rows follow the flow meter and the pipeline's timing, its ``flagged`` column
+    # the bundle's threshold and escalation (bundle.json) too: any of them newer, replay again
+    agent_code = Path(__file__).resolve().parents[1] / "agent"
+    newest = max(
+        _code_mtime(),
+        Path(model.bundle.model_path).stat().st_mtime,
+        (Path(model.bundle.path) / BUNDLE_JSON).stat().st_mtime,
+        max(p.stat().st_mtime for p in agent_code.glob("*.py")),
+    )
     out: dict[str, list[Snapshots]] = {s: [] for s in sources}
     for cap in find_captures(datasets, lab_runs, cache):
         if cap.source not in out:

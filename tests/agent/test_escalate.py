@@ -1,4 +1,5 @@
-"""Escalation: a source with recent alerts has its next flows alert at the rule's lower score.
+"""Escalation: a (source, destination) pair with recent alerts has its next flows alert at the
+rule's lower score.
 
 The rule on its own (hand-made alert times), in the agent on the lab's demo capture (a real
 recording of nmap, hping3, slowhttptest and ab against real servers), and the evaluation's
@@ -27,7 +28,7 @@ def test_a_source_escalates_after_its_alerts_within_the_window() -> None:
     assert esc.escalated(A, 5 * S) == 3
     assert esc.escalated(A, 10 * S) == 3  # the oldest of the three is 10 s old: still in
     assert esc.escalated(A, 10 * S + 1) == 0  # and now out of the window
-    assert esc.escalated(B, 5 * S) == 0  # another source is not escalated by A's alerts
+    assert esc.escalated(B, 5 * S) == 0  # another key is not escalated by A's alerts
     esc.alerted(A, 11 * S)  # the last three: 2, 4, 11 s
     assert esc.escalated(A, 12 * S) == 3
 
@@ -84,6 +85,11 @@ def test_flag_checks_takes_the_checks_in_time_order() -> None:
     srcs = [A, A, A, A, B, A, A, A]
     got = flag_checks(checks, srcs, 0.9, RULE)
     assert got == [0, 2 * S, 1 * S, 3 * S, None, None, None, None]
+    # keyed by (source, destination) as the agent keys it: A's 0.6 flow to another host is not
+    # escalated by A's alerts against V
+    V, W = b"\xc0\x00\x02\x01", b"\xc0\x00\x02\x02"
+    pairs = [(A, V), (A, V), (A, V), (A, W), (B, V), (A, V), (A, V), (A, V)]
+    assert flag_checks(checks, pairs, 0.9, RULE) == [0, 2 * S, 1 * S, None, None, None, None, None]
     plain = flag_checks(checks, srcs, 0.9, None)
     assert plain == [0, 2 * S, 1 * S, None, None, None, None, None]
     # a rule at or above the threshold changes nothing
@@ -112,7 +118,7 @@ def _replay(pcap: Path, bundle: Path, escalate: bool, threshold: float | None = 
         c = checks.setdefault(id(f), [])
         c.append((pipe.now_us, score))
         if final:
-            finals.append((key, checks.pop(id(f)), f.src))
+            finals.append((key, checks.pop(id(f)), (f.src, f.dst)))
 
     pipe.on_verdict = seen
     replay_capture(pipe, pcap)
@@ -137,8 +143,8 @@ def test_the_agent_escalates_on_the_demo_capture_and_the_evaluation_agrees(
     # the evaluation's way: replay with nothing alerting, then judge the checks afterwards
     _, _, none, finals = _replay(demo, agent_bundle, escalate=False, threshold=2.0)
     assert not none
-    keys, checks, srcs = zip(*finals, strict=True)
-    judged = flag_checks(checks, srcs, model.threshold, model.escalation)
+    keys, checks, pairs = zip(*finals, strict=True)
+    judged = flag_checks(checks, pairs, model.threshold, model.escalation)
     assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == with_esc
 
 
@@ -161,7 +167,7 @@ def test_an_escalated_alert_says_why(tmp_path: Path, repo_root: Path, agent_bund
     assert escalated, "the demo's attacker raises escalated alerts"
     for ctx in escalated:
         assert ctx["escalated"] == {
-            "source_alerts": rule["alerts"],
+            "pair_alerts": rule["alerts"],
             "window_s": rule["window_s"],
             "threshold": rule["threshold"],
         }

@@ -63,13 +63,16 @@ def test_pick_threshold_is_the_lowest_that_keeps_the_benign_share() -> None:
 
 
 def test_the_threshold_is_chosen_with_the_escalation_it_ships_with() -> None:
-    # one benign source: 4 flows at 0.96 then 8 at 0.6, 1 s apart; another source: 88 flows at 0.1
+    # one benign pair: 4 flows at 0.96 then 8 at 0.6, 1 s apart; another pair: 88 flows at 0.1
     loud = Replayed(
         labels=[BENIGN] * 12,
         srcs=[b"\x01"] * 12,
+        dsts=[b"\x09"] * 12,
         checks=[[(i * 1_000_000, 0.96 if i < 4 else 0.6)] for i in range(12)],
     )
-    quiet = Replayed(labels=[BENIGN] * 88, srcs=[b"\x02"] * 88, checks=[[(i, 0.1)] for i in range(88)])
+    quiet = Replayed(
+        labels=[BENIGN] * 88, srcs=[b"\x02"] * 88, dsts=[b"\x09"] * 88, checks=[[(i, 0.1)] for i in range(88)]
+    )
     rule = parse_escalation("3,60,0.5")
     assert rule is not None and (rule.alerts, rule.window_s, rule.threshold) == (3, 60.0, 0.5)
     assert parse_escalation("none") is None
