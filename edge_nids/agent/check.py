@@ -46,8 +46,10 @@ def check_config(path: str | None) -> list[str]:
     else:
         raise AgentError("nothing to capture: set capture.iface (or capture.pcap)")
     model = load_model(cfg)
+    esc = f"escalation {model.escalation.describe()}" if model.escalation else "no escalation"
     lines.append(
-        f"model: {model.name} {model.version} (profile {model.profile}, threshold {model.threshold:.4f})"
+        f"model: {model.name} {model.version} "
+        f"(profile {model.profile}, threshold {model.threshold:.4f}, {esc})"
     )
     lines.extend(_check_outputs(cfg))
     return lines

@@ -72,6 +72,10 @@ class EscalationRule:
     def to_dict(self) -> dict[str, Any]:
         return {"alerts": self.alerts, "window_s": self.window_s, "threshold": self.threshold}
 
+    def describe(self) -> str:
+        """For the log: ``6 alerts in 60 s between two hosts, then from 0.5``."""
+        return f"{self.alerts} alerts in {self.window_s:g} s between two hosts, then from {self.threshold:g}"
+
 
 class Escalator:
     """The recent alerts of each (source, destination) pair, and whether a pair is escalated now.

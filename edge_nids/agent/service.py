@@ -322,11 +322,13 @@ class Service:
         self._alerts, self._flows = build_outputs(cfg)
         self.pipeline = Pipeline(cfg, model, self._alerts, self._flows, self.stats, cfg.capture.iface)
         log.info(
-            "model %s %s, profile %s, threshold %.4f, batches of up to %d flows, flow table bound %d flows",
+            "model %s %s, profile %s, threshold %.4f, %s, batches of up to %d flows, "
+            "flow table bound %d flows",
             model.name,
             model.version,
             model.profile,
             model.threshold,
+            f"escalation {model.escalation.describe()}" if model.escalation else "no escalation",
             self.pipeline.batch_size,
             self.pipeline.table.config.max_flows,
         )

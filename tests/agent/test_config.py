@@ -168,6 +168,12 @@ def test_check_config_accepts_a_good_config(tmp_path: Path, agent_bundle: Path) 
     assert "capture buffer: TPACKET_V3 ring of 16 MiB per capture socket (one per worker)" in lines
     assert any(x.startswith("note: no interface nosuch0 here now") for x in lines)
     assert any(x.startswith("model: ") and "profile " in x for x in lines)
+    # the shipped bundle's escalation rule, as its bundle.json has it
+    import json
+
+    rule = json.loads((agent_bundle / "bundle.json").read_text())["escalation"]
+    want = f"escalation {rule['alerts']} alerts in {rule['window_s']:g} s between two hosts, then from"
+    assert any(x.startswith("model: ") and want in x for x in lines), lines
     assert f"alerts: {alerts}" in lines
     assert not alerts.parent.exists()  # a check writes nothing
 
