@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,7 +615,13 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
-    text = render(res)
+    import pickle
+
+    others = []
+    for d in getattr(args, "compare_work", None) or []:
+        with open(Path(d) / "results.pickle", "rb") as fh:
+            others.append((str(d), pickle.load(fh)))
+    text = render(res, others)
     if args.write:
         Path(args.write).write_text(text, encoding="utf-8")
     else:
@@ -667,8 +673,59 @@ def lab_first_alerts(
     return out
 
 
-def render(res: Results) -> str:
-    """docs/detection.md from the results."""
+def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tally, Tally, Counter[str]]:
+    """(benign_public flows, attacker flows of the scan/flood/brute-force/slow-DoS captures,
+    flagged benign flows per capture) of a run's held-out replays at ``thr`` with ``rule``."""
+    ben, att = Tally(), Tally()
+    per: Counter[str] = Counter()
+    for c in res.captures:
+        r = res.agent.get(c.name)
+        if r is None:
+            continue
+        if c.source == "benign_public":
+            for lab, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
+                if lab == BENIGN:
+                    ben.add(0, fl)
+                    per[c.name] += int(fl)
+        elif c.source == "attacks_public" and c.attack_type in ("scan", "flood", "brute_force", "slow_dos"):
+            for lab, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
+                if lab != BENIGN:
+                    att.add(0, fl)
+    return ben, att, per
+
+
+def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str]:
+    """The section comparing this run with other runs of the same command (other ``--seed``)."""
+    thr, rule = res.threshold, res.rule
+    L = [
+        "",
+        "## Run to run: the same command with other seeds",
+        "",
+        "Other fold assignments, row samples and initial weights: the command above with `--seed N "
+        "--work W -o W/bundle`, then this report re-rendered with `--report-only --compare-work W` "
+        "(their bundles are not shipped). Each run judged at its own decision, and at "
+        f"this report's ({thr:.4f}"
+        + (f", escalation {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}" if rule else "")
+        + "):",
+        "",
+        "| run | seed | its threshold | benign_public flagged | attacker flows flagged "
+        "| at this report's decision: benign_public | attacker flows | most flagged benign captures |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in [("this report", res), *others]:
+        own_b, own_a, _ = _judged(r, r.threshold, r.rule)
+        b, a_, per = _judged(r, thr, rule)
+        top = ", ".join(f"`{n}` {k}" for n, k in per.most_common(3) if k) or "none"
+        L.append(
+            f"| {name} | {r.args.get('seed', '?')} | {r.threshold:.4f} | {own_b.cell(0)} | {own_a.cell(0)} "
+            f"| {b.cell(0)} | {a_.cell(0)} | {top} |"
+        )
+    return L
+
+
+def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
+    """docs/detection.md from the results (``others``: runs of the same command with other
+    seeds, as (work folder, results), for the run-to-run section)."""
     a = res.args
     thr, rthr = res.threshold, res.rf_threshold
     rule = res.rule
@@ -887,8 +944,10 @@ def render(res: Results) -> str:
             for f in res.fold_info
         )
         + ".",
-        "",
     ]
+    if others:
+        L += _run_to_run(res, others)
+    L.append("")
     return "\n".join(L)
 
 
@@ -936,6 +995,14 @@ def register(sub: Any) -> None:
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
         "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "
         "THRESHOLD on (default 6,60,0.5; none: no escalation)",
+    )
+    p.add_argument(
+        "--compare-work",
+        action="append",
+        default=[],
+        metavar="WORK",
+        help="work folder of another run of this command (another --seed): adds a run-to-run section "
+        "judging its held-out replays at this report's decision (repeatable)",
     )
     p.add_argument("--report-only", action="store_true", help="re-render the report from saved results")
     p.add_argument(

@@ -15,6 +15,8 @@ from edge_nids.training.detection import (
     FLOW_KINDS,
     INPUTS,
     Replayed,
+    Results,
+    _run_to_run,
     assign_folds,
     attach_open_checks,
     flow_kind,
@@ -84,6 +86,34 @@ def test_the_threshold_is_chosen_with_the_escalation_it_ships_with() -> None:
     assert loud.flagged(0.9, rule) == [True] * 12
     assert pick_threshold_replayed([loud, quiet], 0.04, rule) == 246 / 256  # first step above 0.96
     assert pick_threshold_replayed([loud, quiet], 0.12, rule) == 0.5
+
+
+def test_run_to_run_judges_other_runs_at_this_reports_decision(tmp_path: Path) -> None:
+    caps = [
+        Capture("benign_public", "p2p", tmp_path, tmp_path),
+        Capture("attacks_public", "scan", tmp_path, tmp_path, attack_type="scan"),
+    ]
+
+    def results(seed: int, thr: float, benign_score: float) -> Results:
+        p2p = Replayed(labels=[BENIGN] * 4, srcs=[b"a"] * 4, dsts=[b"b"] * 4)
+        p2p.checks = [[(0, benign_score)]] * 4
+        scan = Replayed(labels=["PortScan"] * 2, srcs=[b"c"] * 2, dsts=[b"d"] * 2, checks=[[(0, 0.95)]] * 2)
+        agent = {"p2p": p2p, "scan": scan}
+        return Results(caps, {}, {}, {}, {}, agent, {}, {}, {}, thr, 0.5, {"seed": seed}, [], 0.0)
+
+    this, other = results(42, 0.9, 0.1), results(43, 0.99, 0.93)
+    lines = _run_to_run(this, [("w43", other)])
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[-2:]]
+    # columns: run, seed, its threshold, benign and attacker flows there, then both at 0.9
+    assert cells[0] == [
+        *("this report", "42", "0.9000", "0.00 % (0/4)", "100.00 % (2/2)"),
+        *("0.00 % (0/4)", "100.00 % (2/2)", "none"),
+    ]
+    # the other run: nothing at its own 0.99; at this report's 0.9 its P2P flows are flagged
+    assert cells[1] == [
+        *("w43", "43", "0.9900", "0.00 % (0/4)", "0.00 % (0/2)"),
+        *("100.00 % (4/4)", "100.00 % (2/2)", "`p2p` 4"),
+    ]
 
 
 def test_folds_hold_each_capture_once_and_spread_attack_types(tmp_path: Path) -> None:
