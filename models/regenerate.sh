@@ -5,7 +5,8 @@
 #   sudo models/regenerate.sh default   # cnn-lstm-ctx-int8 (the default): records the lab runs it
 #                                # needs unless lab/out/<run>/labels.csv exist (root, ~45 min), then
 #                                # `edge-nids detection` (grouped cross-validation over the shared
-#                                # real captures, ~8 min on 2 cores) writes docs/detection.md and the bundle
+#                                # real captures, ~14 min on 2 cores) writes docs/detection.md and the bundle;
+#                                # COMPARE_SEEDS="43 44" adds its run-to-run section (~12 min a seed)
 # Training is seeded (seed 42) but TensorFlow on another CPU/version, and the lab's traffic
 # (timings differ run to run), give slightly different weights; the convert step re-verifies
 # the int8 model against Keras, and docs/lab.md says how to re-score it.
@@ -64,6 +65,17 @@ default() {
     for run in "${TEST_RUNS[@]}"; do args+=(--test-lab "lab/out/$run"); done
     $EDGE_NIDS detection "${args[@]}" --work "$work" -o "$out" --write docs/detection.md
     keep_training_record "$work/final/model" "$out"
+    # COMPARE_SEEDS="43 44": the same command with other seeds (~12 min each, bundles not
+    # shipped), then the report's run-to-run section judges them at the shipped decision
+    local seed compare=()
+    for seed in ${COMPARE_SEEDS:-}; do
+        $EDGE_NIDS detection "${args[@]}" --seed "$seed" --work "runs/det-s$seed" \
+            -o "runs/det-s$seed/bundle" --write "runs/det-s$seed/detection.md"
+        compare+=(--compare-work "runs/det-s$seed")
+    done
+    if ((${#compare[@]})); then
+        $EDGE_NIDS detection --work "$work" --report-only "${compare[@]}" --write docs/detection.md
+    fi
 }
 
 case "${1:-}" in
