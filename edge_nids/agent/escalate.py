@@ -24,7 +24,7 @@ replays of two trainings of the same recipe (seeds 42 and 43, docs/detection.md)
 A spoofed flood's sources raise one alert each and never escalate: such a flood is caught by
 the scores of its own flows (``sop_syn_flood``: 90 %).
 
-Memory is bounded: at most ``max_sources`` pairs (least recently alerting forgotten first),
+Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times.
 
 The agent's pipeline and the evaluation (``edge-nids detection``, which replays captures and
@@ -37,10 +37,10 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_SOURCES", "EscalationRule", "Escalator", "flag_checks"]
+__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "flag_checks"]
 
 #: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each).
-DEFAULT_MAX_SOURCES = 1024
+DEFAULT_MAX_KEYS = 1024
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,11 @@ class Escalator:
     Keys are any hashable (the agent and the evaluation use ``(src, dst)`` packed addresses).
     """
 
-    def __init__(self, rule: EscalationRule, max_sources: int = DEFAULT_MAX_SOURCES) -> None:
+    def __init__(self, rule: EscalationRule, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         self.rule = rule
         self._k = rule.alerts
         self._window_us = int(rule.window_s * 1_000_000)
-        self._max = max(1, int(max_sources))
+        self._max = max(1, int(max_keys))
         # key -> its last (up to k) alert times, µs; a plain dict in least-recently-alerting
         # order (a tuple per key: a 30,000-source spoofed flood churns this, and a deque in an
         # OrderedDict cost 4 MiB more peak memory there, 17.6 against 13.7 MiB)

@@ -71,10 +71,7 @@ def load_model(cfg: AgentConfig) -> Model:
     version = str(meta.get("version") or digest[:12])
     profile = bundle.profile or "cicids2017"
     labels = [str(x) for x in bundle.labels]
-    try:
-        escalation = bundle.escalation if cfg.model.escalate else None
-    except ValueError as exc:
-        raise AgentError(f"model {path}: {exc}") from None
+    escalation = bundle.escalation if cfg.model.escalate else None  # load_bundle checked it
     model = Model(bundle, classifier, threshold, name, version, profile, labels, escalation=escalation)
     from edge_nids.agent.stages import StageError, load_stages
 

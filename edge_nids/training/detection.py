@@ -673,6 +673,11 @@ def lab_first_alerts(
     return out
 
 
+#: The attack types whose captures the issue's criteria count (alerts on the attacker, and
+#: >= 90 % of its flows for scans, floods and brute force).
+CORE_TYPES = ("scan", "flood", "brute_force", "slow_dos")
+
+
 def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tally, Tally, Counter[str]]:
     """(benign_public flows, attacker flows of the scan/flood/brute-force/slow-DoS captures,
     flagged benign flows per capture) of a run's held-out replays at ``thr`` with ``rule``."""
@@ -687,7 +692,7 @@ def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tall
                 if lab == BENIGN:
                     ben.add(0, fl)
                     per[c.name] += int(fl)
-        elif c.source == "attacks_public" and c.attack_type in ("scan", "flood", "brute_force", "slow_dos"):
+        elif c.source == "attacks_public" and c.attack_type in CORE_TYPES:
             for lab, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
                 if lab != BENIGN:
                     att.add(0, fl)
@@ -772,21 +777,10 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         "the false-alarm figure is tuned on it; the attack figures are not). The shipped bundle is the "
         "same recipe trained on every capture, with this threshold.",
     ]
-    core = [c for c in attacks if c.attack_type in ("scan", "flood", "brute_force", "slow_dos")]
+    core = [c for c in attacks if c.attack_type in CORE_TYPES]
     if rule is not None:
-        b0, b1, c0, c1 = Tally(), Tally(), Tally(), Tally()
-        for c in benign:
-            r = res.agent[c.name]
-            for lab, f0, f1 in zip(r.labels, r.flagged(thr), r.flagged(thr, rule), strict=True):
-                if lab == BENIGN:
-                    b0.add(0, f0)
-                    b1.add(0, f1)
-        for c in core:
-            r = res.agent[c.name]
-            for lab, f0, f1 in zip(r.labels, r.flagged(thr), r.flagged(thr, rule), strict=True):
-                if lab != BENIGN:
-                    c0.add(0, f0)
-                    c1.add(0, f1)
+        b0, c0, _ = _judged(res, thr, None)
+        b1, c1, _ = _judged(res, thr, rule)
         L.append(
             f"- **Escalation** (the agent's rule, in the bundle; docs/agent.md): a source that raised "
             f"{rule.alerts} alerts against one destination within {rule.window_s:g} s has its next "
@@ -900,7 +894,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
     ]
     for c in attacks:
         r = res.agent[c.name]
-        flags, alerts, plain = r.flagged(thr, rule), r.alert_us(thr, rule), r.flagged(thr)
+        alerts, plain = r.alert_us(thr, rule), r.flagged(thr)
+        flags = [t is not None for t in alerts]
         att = [i for i, lab in enumerate(r.labels) if lab != BENIGN]
         ben = [i for i, lab in enumerate(r.labels) if lab == BENIGN]
         first = min((r.first_us[i] for i in att), default=None)

@@ -42,7 +42,7 @@ def test_a_rule_of_one_alert_keeps_only_the_last() -> None:
 
 
 def test_memory_is_bounded_and_forgets_the_least_recently_alerting_source() -> None:
-    esc = Escalator(RULE, max_sources=2)
+    esc = Escalator(RULE, max_keys=2)
     for src in (A, B):
         for t in range(3):
             esc.alerted(src, t)
