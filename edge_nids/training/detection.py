@@ -946,6 +946,15 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
     return "\n".join(L)
 
 
+def _escalation_arg(text: str) -> str:
+    """argparse type of ``--escalation``: the text, once :func:`parse_escalation` took it."""
+    try:
+        parse_escalation(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--escalation {text!r}: ")) from None
+    return text
+
+
 def register(sub: Any) -> None:
     """Add ``edge-nids detection`` to the parser."""
     p = sub.add_parser(
@@ -986,6 +995,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--escalation",
         default="6,60,0.5",
+        type=_escalation_arg,
         metavar="ALERTS,WINDOW_S,THRESHOLD",
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
         "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "

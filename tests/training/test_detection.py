@@ -80,6 +80,14 @@ def test_the_threshold_is_chosen_with_the_escalation_it_ships_with() -> None:
     assert parse_escalation("none") is None
     with pytest.raises(ValueError, match="ALERTS,WINDOW_S,THRESHOLD"):
         parse_escalation("3,60")
+    # on the command line: argparse's usage error naming the option, no traceback
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edge_nids.cli", "detection", "--report-only", "--escalation", "3,60"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "argument --escalation: expected ALERTS,WINDOW_S,THRESHOLD or none" in done.stderr
     # without escalation 0.5 flags 12 of 100 and 0.6+ 4 of 100 (all the loud 0.96s)
     assert pick_threshold_replayed([loud, quiet], 0.04, None) == 154 / 256  # first step above 0.6
     # with it, the loud source escalates after 3 alerts: any threshold up to 0.96 flags 12
