@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "ConversionError",
     "convert_keras",
+    "ensemble_members",
     "load_keras_model",
     "op_names",
     "rebuild",
@@ -134,12 +135,21 @@ def convert_keras(
     if len(shape) != 2:
         raise ConversionError(f"model input shape {shape} is not [batch, features]")
     k = int(shape[1])
-    shared = rebuild(model, unroll=unroll, batch_size=None)
     module = tf.Module()
-    module.model = shared
-    forward = (stepped_forward(shared) if unroll and stepped else None) or (
-        lambda x: shared(x, training=False)
-    )
+    members = ensemble_members(model)
+    if members:  # the mean of the members' probabilities, each member converted as on its own
+        module.members = [rebuild(m, unroll=unroll, batch_size=None) for m in members]
+        parts = [_forward(m, unroll and stepped) for m in module.members]
+
+        def forward(x: Any) -> Any:
+            total = parts[0](x)
+            for f in parts[1:]:
+                total = total + f(x)  # ADD (ADD_N has no int8 kernel: it would dequantize)
+            return total * (1.0 / len(parts))
+
+    else:
+        module.model = rebuild(model, unroll=unroll, batch_size=None)
+        forward = _forward(module.model, unroll and stepped)
 
     def make(b: int) -> Any:
         spec = tf.TensorSpec([b or None, k], tf.float32, name="features")
@@ -177,6 +187,24 @@ def convert_keras(
     if bad:
         raise ConversionError(f"converted model needs non-builtin ops: {', '.join(sorted(set(bad)))}")
     return strip_tensor_names(bytes(flat)) if strip_names else bytes(flat)
+
+
+def ensemble_members(model: Any) -> list[Any] | None:
+    """The members of an ensemble model (an input, K sub-models of it, the ``Average`` of
+    their outputs: :func:`edge_nids.training.models.ensemble`), else None."""
+    layers = [la for la in model.layers if la.__class__.__name__ != "InputLayer"]
+    if len(layers) < 3 or layers[-1].__class__.__name__ != "Average":
+        return None
+    members = layers[:-1]
+    keras = keras_module()
+    if not all(isinstance(m, keras.Model) for m in members):
+        return None
+    return members
+
+
+def _forward(model: Any, stepped: bool) -> Any:
+    """Inference function of one (rebuilt) model: hand-written LSTM steps where it allows."""
+    return (stepped_forward(model) if stepped else None) or (lambda x: model(x, training=False))
 
 
 def _lstm_steps(tf: Any, layer: Any, weights: list[np.ndarray], x: Any) -> Any:

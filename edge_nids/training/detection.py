@@ -257,11 +257,50 @@ class Trained:
     X_calib: np.ndarray
     epochs: int
     seconds: float
+    members: list[Any] = field(default_factory=list)  # an ensemble's members (else empty)
+    member_epochs: list[int] = field(default_factory=list)
 
 
-def fit_cnn(X: np.ndarray, y: np.ndarray, seed: int, model_name: str, epochs: int) -> Trained:
+#: Seed step between the members of an ensemble (member i: ``seed + i * MEMBER_SEED_STEP``).
+MEMBER_SEED_STEP = 1000
+
+
+def fit_cnn(
+    X: np.ndarray, y: np.ndarray, seed: int, model_name: str, epochs: int, members: int = 1
+) -> Trained:
     """The CNN-LSTM on raw ``EDGE_FLOWS`` rows: signed-log min-max preprocessing, balanced
-    classes, early stopping on a seeded 10 % validation part."""
+    classes, early stopping on a seeded 10 % validation part.
+
+    ``members`` > 1: that many CNN-LSTMs from seeds ``seed``, ``seed + 1000``, ... (initial
+    weights, validation part and batch order; member 0 is the single model of ``seed``), on
+    the same rows and preprocessing, combined into one model that outputs the mean of their
+    probabilities (:func:`edge_nids.training.models.ensemble`).
+    """
+    from edge_nids.training.models import ensemble
+
+    t0 = time.perf_counter()
+    first = _fit_one(X, y, seed, model_name, epochs, None)
+    if members <= 1:
+        return first
+    fitted = [first] + [
+        _fit_one(X, y, seed + i * MEMBER_SEED_STEP, model_name, epochs, first.preprocessor)
+        for i in range(1, members)
+    ]
+    name = f"{first.model.name}_x{members}"
+    return Trained(
+        ensemble([t.model for t in fitted], name),
+        first.preprocessor,
+        first.X_calib,
+        max(t.epochs for t in fitted),
+        time.perf_counter() - t0,
+        [t.model for t in fitted],
+        [t.epochs for t in fitted],
+    )
+
+
+def _fit_one(X: np.ndarray, y: np.ndarray, seed: int, model_name: str, epochs: int, pre: Any) -> Trained:
+    """One CNN-LSTM (see :func:`fit_cnn`); ``pre``: a fitted preprocessor to use, else fitted
+    on this model's training part."""
     from edge_nids.preprocess import Preprocessor
     from edge_nids.training.models import build_model, keras_module
     from edge_nids.training.prepare import class_weights
@@ -271,7 +310,8 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, seed: int, model_name: str, epochs: in
     order = rng.permutation(len(y))
     n_val = max(1, len(y) // 10)
     va, tr = order[:n_val], order[n_val:]
-    pre = Preprocessor.fit(X[tr], EDGE_FLOWS.names, log="all", exclude=list(EXCLUDED))
+    if pre is None:
+        pre = Preprocessor.fit(X[tr], EDGE_FLOWS.names, log="all", exclude=list(EXCLUDED))
     Xt, Xv = pre.transform(X[tr]), pre.transform(X[va])
     model = build_model(model_name, Xt.shape[1], 2, seed=seed, lr=3e-3, dropout=0.2)
     # label smoothing keeps the scores off the end of the int8 output's 1/256 steps, so a
@@ -305,6 +345,24 @@ def cnn_scores(t: Trained, X: np.ndarray) -> np.ndarray:
     from edge_nids.training.fit import predict
 
     return predict(t.model, t.preprocessor.transform(X))[:, 1]
+
+
+def member_scores(t: Trained, i: int, X: np.ndarray) -> np.ndarray:
+    """Attack scores of an ensemble's member ``i`` alone (float, final features)."""
+    from edge_nids.training.fit import predict
+
+    return predict(t.members[i], t.preprocessor.transform(X))[:, 1]
+
+
+def _members(args: argparse.Namespace) -> int:
+    return int(getattr(args, "ensemble", 1) or 1)
+
+
+def _init_seed(args: argparse.Namespace) -> int:
+    """Seed of the CNN-LSTM's initial weights, validation part and batch order (``--init-seed``,
+    else ``--seed``, which also draws the folds and the rows)."""
+    seed = getattr(args, "init_seed", None)
+    return args.seed if seed is None else int(seed)
 
 
 def write_bundle_from(t: Trained, work: Path, out: Path, threshold: float, name: str, notes: dict) -> Path:
@@ -429,7 +487,7 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
 
 
 def parse_escalation(text: str) -> EscalationRule | None:
-    """``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.5``) or ``none``; ValueError naming the problem."""
+    """``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.1``) or ``none``; ValueError naming the problem."""
     if text.strip().lower() in ("none", "off", ""):
         return None
     parts = text.split(",")
@@ -440,6 +498,16 @@ def parse_escalation(text: str) -> EscalationRule | None:
     except ValueError:
         raise ValueError(f"--escalation {text!r}: expected ALERTS,WINDOW_S,THRESHOLD or none") from None
     return EscalationRule.from_dict({"alerts": alerts, "window_s": window, "threshold": thr})
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not at least 1")
+    return n
 
 
 class Tally:
@@ -477,6 +545,7 @@ class Results:
     fold_info: list[dict[str, Any]]
     seconds: float
     escalation: dict[str, Any] | None = None  # the agent's escalation rule judged (None: none)
+    keras_members: dict[str, np.ndarray] = field(default_factory=dict)  # capture → [member, flow]
 
     @property
     def rule(self) -> EscalationRule | None:
@@ -519,6 +588,7 @@ def run(args: argparse.Namespace) -> int:
     folds = assign_folds(caps, args.folds, args.seed)
     rf_s: dict[str, np.ndarray] = {}
     keras_s: dict[str, np.ndarray] = {}
+    keras_m: dict[str, np.ndarray] = {}
     agent: dict[str, Replayed] = {}
     fold_info = []
     for k in range(args.folds):
@@ -526,15 +596,27 @@ def run(args: argparse.Namespace) -> int:
         held = [cf for n, cf in public.items() if folds[n] == k]
         X, y = training_rows(train, args.per_capture, args.seed + k, args.open_checks)
         rf = fit_forest(X, y, args.seed)
-        cnn = fit_cnn(X, y, args.seed, args.model, args.epochs)
+        cnn = fit_cnn(X, y, _init_seed(args), args.model, args.epochs, _members(args))
         bundle = write_bundle_from(
             cnn, work / f"fold{k}" / "model", work / f"fold{k}" / "bundle", 0.5, f"fold{k}", {}
         )
         for cf in held:
             rf_s[cf.cap.name] = forest_scores(rf, cf.X) if len(cf.X) else np.zeros(0)
             keras_s[cf.cap.name] = cnn_scores(cnn, cf.X) if len(cf.X) else np.zeros(0)
+            if cnn.members:
+                keras_m[cf.cap.name] = np.array(
+                    [member_scores(cnn, i, cf.X) for i in range(len(cnn.members))]
+                )
             agent[cf.cap.name] = replay(bundle, cf.cap.pcap, _label_function(cf.cap))
-        fold_info.append({"fold": k, "rows": len(y), "attack_rows": int(y.sum()), "epochs": cnn.epochs})
+        fold_info.append(
+            {
+                "fold": k,
+                "rows": len(y),
+                "attack_rows": int(y.sum()),
+                "epochs": cnn.epochs,
+                "member_epochs": cnn.member_epochs,
+            }
+        )
         log.warning(
             "fold %d: %d rows, %d epochs, %.0f s", k, len(y), cnn.epochs, time.perf_counter() - t_start
         )
@@ -553,11 +635,12 @@ def run(args: argparse.Namespace) -> int:
         args={k: v for k, v in vars(args).items() if k != "func"},
         fold_info=fold_info,
         seconds=0.0,
+        keras_members=keras_m,
     )
     _decide(res, args, rule)
     # the final model: every capture, the threshold the cross-validation chose
     X, y = training_rows(flows, args.per_capture, args.seed, args.open_checks)
-    final = fit_cnn(X, y, args.seed, args.model, args.epochs)
+    final = fit_cnn(X, y, _init_seed(args), args.model, args.epochs, _members(args))
     final_rf = fit_forest(X, y, args.seed)
     notes = {
         "corpus": {
@@ -570,6 +653,9 @@ def run(args: argparse.Namespace) -> int:
         "train_rows": len(y),
         "attack_rows": int(y.sum()),
         "seed": args.seed,
+        "init_seed": _init_seed(args),
+        "ensemble_members": _members(args),
+        "member_epochs": final.member_epochs or [final.epochs],
         "threshold_rule": _threshold_rule(args, rule),
         "command": "edge-nids detection " + " ".join(args.argv),
     }
@@ -699,6 +785,41 @@ def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tall
     return ben, att, per
 
 
+#: Escalation thresholds the report compares (with the rule's count and window).
+ESCALATION_SWEEP: tuple[float, ...] = (0.5, 0.3, 0.2, 0.1, 0.05)
+
+
+def _escalation_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the rule's own threshold: what each would flag at ``thr``."""
+    L = [
+        "",
+        f"### Escalation sweep (agent, held-out captures, threshold {thr:.4f}, {rule.alerts} alerts "
+        f"in {rule.window_s:g} s)",
+        "",
+        "| escalated flows alert from | benign_public flagged | attacker flows flagged "
+        "(scan/flood/brute-force/slow-DoS captures) |",
+        "|---:|---:|---:|",
+    ]
+    for t in sorted({*ESCALATION_SWEEP, rule.threshold}, reverse=True):
+        r = EscalationRule(rule.alerts, rule.window_s, t)
+        b, a_, _ = _judged(res, thr, r)
+        mark = " (shipped)" if t == rule.threshold else ""
+        L.append(f"| {t:g}{mark} | {b.cell(0)} | {a_.cell(0)} |")
+    return L
+
+
+def _seeds_cell(a: dict[str, Any]) -> str:
+    """A run's seed, with its networks' own seed and ensemble size where they differ from it."""
+    text = str(a.get("seed", "?"))
+    init = a.get("init_seed")
+    if init is not None and init != a.get("seed"):
+        text += f" (networks {init})"
+    k = int(a.get("ensemble", 1) or 1)
+    if k > 1:
+        text += f", ensemble of {k}"
+    return text
+
+
 def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str]:
     """The section comparing this run with other runs of the same command (other ``--seed``)."""
     thr, rule = res.threshold, res.rule
@@ -707,7 +828,8 @@ def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str
         "## Run to run: the same command with other seeds",
         "",
         "Other fold assignments, row samples and initial weights: the command above with `--seed N "
-        "--work W -o W/bundle`, then this report re-rendered with `--report-only --compare-work W` "
+        "--work W -o W/bundle` (with `--init-seed S` where the networks' seed differs, `--ensemble K` "
+        "for an ensemble), then this report re-rendered with `--report-only --compare-work W` "
         "(their bundles are not shipped). Each run judged at its own decision, and at "
         f"this report's ({thr:.4f}"
         + (f", escalation {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}" if rule else "")
@@ -722,10 +844,48 @@ def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str
         b, a_, per = _judged(r, thr, rule)
         top = ", ".join(f"`{n}` {k}" for n, k in per.most_common(3) if k) or "none"
         L.append(
-            f"| {name} | {r.args.get('seed', '?')} | {r.threshold:.4f} | {own_b.cell(0)} | {own_a.cell(0)} "
+            f"| {name} | {_seeds_cell(r.args)} | {r.threshold:.4f} | {own_b.cell(0)} | {own_a.cell(0)} "
             f"| {b.cell(0)} | {a_.cell(0)} | {top} |"
         )
     return L
+
+
+def _what_model(a: dict[str, Any]) -> str:
+    k = int(a.get("ensemble", 1) or 1)
+    if k <= 1:
+        return f"the fold's `{a['model']}`"
+    init = a["seed"] if a.get("init_seed") is None else a["init_seed"]
+    seeds = ", ".join(str(init + i * MEMBER_SEED_STEP) for i in range(k))
+    return (
+        f"the fold's ensemble of {k} `{a['model']}` models (seeds {seeds}: initial weights, "
+        "validation part and batch order; same rows and preprocessing), one model outputting the "
+        "mean of their probabilities,"
+    )
+
+
+def _members_alone(res: Results, benign: Sequence[Capture], core: Sequence[Capture]) -> list[str]:
+    """The report's line on each ensemble member judged alone (Keras, float, final features)."""
+    km = getattr(res, "keras_members", None) or {}
+    if not km:
+        return []
+    thr = res.threshold
+    k = len(next(iter(km.values())))
+    cells = []
+    for i in range(k):
+        b, at = Tally(), Tally()
+        for c in benign:
+            for v, cls in zip(km[c.name][i], res.classes[c.name], strict=True):
+                if cls == BENIGN:
+                    b.add(0, v >= thr)
+        for c in core:
+            for v, cls in zip(km[c.name][i], res.classes[c.name], strict=True):
+                if cls != BENIGN:
+                    at.add(0, v >= thr)
+        cells.append(f"member {i}: {b.cell(0)} of benign_public, {at.cell(0)} of the core attacker flows")
+    return [
+        "- **Members alone** (each member of the fold ensembles in float, final features, same "
+        "threshold; what one model of the recipe would have been): " + "; ".join(cells) + "."
+    ]
 
 
 def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
@@ -762,7 +922,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         f"{a.get('open_checks', 0)} open-flow checks (a flow's values each time the agent classifies "
         "it before it ends), drawn with a fixed seed.",
         f"- **Inputs** ({len(INPUTS)} of schema `{EDGE_FLOWS.name}`): {', '.join(INPUTS)}.",
-        f"- **CNN-LSTM (agent)**: the fold's `{a['model']}` converted to an int8 bundle; the held-out "
+        f"- **CNN-LSTM (agent)**: {_what_model(a)} converted to an int8 bundle; the held-out "
         "captures replayed through the agent's own pipeline (the code of `edge-nids run --pcap`, with "
         "its classifications of open flows); a flow counts as flagged when any of its classifications "
         "reached the threshold"
@@ -787,11 +947,15 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
             f"flows to it alert from score {rule.threshold:g} on. Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
             f"flagged without it: {b0.cell(0)}, with it: {b1.cell(0)}; attacker flows of the scan, "
-            f"flood, brute-force and slow-DoS captures: {c0.cell(0)} without, {c1.cell(0)} with."
+            f"flood, brute-force and slow-DoS captures: {c0.cell(0)} without, {c1.cell(0)} with. "
+            "The rule's score was picked from the escalation sweep below, on these same replays "
+            "(so in that one number the attack figures are tuned on them too; the run-to-run "
+            "section judges other trainings with it)."
         )
     L += [
         "- **CNN-LSTM (Keras)**: the same fold model in float on each flow's final features, "
         "at the same threshold.",
+        *_members_alone(res, benign, core),
         f"- **Random forest** (the yardstick): 200 trees on the same rows and inputs, final features, "
         f"threshold {rthr:.4f} chosen by the same rule.",
         "",
@@ -879,6 +1043,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 at.add(0, f)
         mark = " (chosen)" if t == thr else ""
         L.append(f"| {t:.4f}{mark} | {b.cell(0)} | {hit} of {len(core)} | {at.cell(0)} |")
+    if rule is not None:
+        L += _escalation_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -935,7 +1101,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         "",
         "Folds: "
         + "; ".join(
-            f"fold {f['fold']}: {f['rows']} rows ({f['attack_rows']} attack), {f['epochs']} epochs"
+            f"fold {f['fold']}: {f['rows']} rows ({f['attack_rows']} attack), "
+            f"{'+'.join(map(str, f.get('member_epochs') or [f['epochs']]))} epochs"
             for f in res.fold_info
         )
         + ".",
@@ -972,7 +1139,13 @@ def register(sub: Any) -> None:
         "--work", default="runs/detection", help="corpus CSVs, fold models, results (default runs/detection)"
     )
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="folds, row samples and (default) the networks' seed")
+    p.add_argument(
+        "--init-seed",
+        type=int,
+        help="seed of the CNN-LSTM's initial weights, validation part and batch order only "
+        "(default: --seed), to tell the two kinds of run-to-run variation apart",
+    )
     p.add_argument("--per-capture", type=int, default=300, help="flows per capture and class (default 300)")
     p.add_argument(
         "--open-checks",
@@ -989,17 +1162,25 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--model", default="cnn-lstm", help="network (default cnn-lstm, the paper's stack)")
     p.add_argument("--epochs", type=int, default=80)
+    p.add_argument(
+        "--ensemble",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="train K CNN-LSTMs from K seeds and ship the mean of their probabilities as one "
+        "model (default 1)",
+    )
     p.add_argument("--target-fpr", type=float, default=0.008, help="benign share the threshold may flag")
     p.add_argument("-o", "--out", default="runs/detection/final/bundle", help="where the final bundle goes")
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")
     p.add_argument(
         "--escalation",
-        default="6,60,0.5",
+        default="6,60,0.1",
         type=_escalation_arg,
         metavar="ALERTS,WINDOW_S,THRESHOLD",
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
         "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "
-        "THRESHOLD on (default 6,60,0.5; none: no escalation)",
+        "THRESHOLD on (default 6,60,0.1; none: no escalation)",
     )
     p.add_argument(
         "--compare-work",

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_SEED", "MODELS", "build_model", "keras_module"]
+__all__ = ["DEFAULT_SEED", "MODELS", "build_model", "ensemble", "keras_module"]
 
 DEFAULT_SEED = 42
 
@@ -124,3 +124,17 @@ def build_model(
         metrics=["accuracy"],
     )
     return model
+
+
+def ensemble(members: list[Any], name: str) -> Any:
+    """One model whose output is the mean of ``members``' class probabilities (same inputs).
+
+    Each member stays a whole sub-model (``member0``, ``member1``, ...), so its own layers,
+    weights and conversion are those of a single model; the TFLite converter writes each
+    member's steps out and averages them (:func:`edge_nids.convert.tflite.ensemble_members`).
+    """
+    keras = keras_module()
+    n = int(members[0].input_shape[-1])
+    inp = keras.Input(shape=(n,), name="features")
+    outs = [keras.Model(m.inputs, m.outputs, name=f"member{i}")(inp) for i, m in enumerate(members)]
+    return keras.Model(inp, keras.layers.Average(name="mean")(outs), name=name)

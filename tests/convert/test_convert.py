@@ -285,3 +285,48 @@ def test_fused_raw_path_equals_preprocess_then_predict(
         assert np.mean(got == ref) >= 0.99
         np.testing.assert_allclose(got, ref, atol=0.05)
     np.testing.assert_array_equal(clf.scores(odd), got[len(raw) : len(raw) + len(odd)])
+
+
+@pytest.mark.parametrize("mode", ["int8", "float"])
+def test_ensemble_converts_to_the_mean_of_its_members(
+    tiny_model_dir: Path, tmp_path: Path, mode: str
+) -> None:
+    """An ensemble (the tiny model and a copy with other weights) converts to one graph whose
+    output is the mean of the members' probabilities: float to 1e-5 of Keras, int8 within its
+    output steps, single rows as in batches."""
+    import shutil
+
+    from edge_nids.agent.classifier import Classifier
+    from edge_nids.convert.pipeline import ConvertConfig, convert_model_dir
+    from edge_nids.convert.tflite import ensemble_members, load_keras_model, op_names
+    from edge_nids.training.models import ensemble
+
+    one = load_keras_model(tiny_model_dir / "model.keras")
+    other = load_keras_model(tiny_model_dir / "model.keras")
+    rng = np.random.default_rng(7)
+    other.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in other.get_weights()])
+    test = np.load(tiny_model_dir / "test.npz")
+    p1, p2 = (m.predict(test["X"], verbose=0) for m in (one, other))
+    assert np.abs(p1 - p2).max() > 0.05  # the members disagree, so the mean is not either one
+
+    both = ensemble([one, other], "cnn_lstm_lite_x2")
+    assert [m.name for m in ensemble_members(both) or []] == ["member0", "member1"]
+    assert ensemble_members(one) is None
+    md = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, md)
+    both.save(md / "model.keras")
+    out = tmp_path / mode
+    convert_model_dir(ConvertConfig(model_dir=md, mode=mode, out=out, max_drop=1.0))
+
+    clf = Classifier(out)
+    assert clf.dynamic
+    assert not [op for op in op_names((out / "model.tflite").read_bytes()) if op in ("WHILE", "ADD_N")]
+    got = clf.probabilities(test["X_raw"])
+    mean = (p1 + p2) / 2
+    if mode == "float":
+        np.testing.assert_allclose(got, mean, atol=1e-5)
+    else:
+        assert np.mean(np.argmax(got, axis=1) == np.argmax(mean, axis=1)) >= 0.97
+        assert np.abs(got - mean).max() < 0.1
+    single = np.array([clf.scores(test["X_raw"][i : i + 1])[0] for i in range(40)])
+    np.testing.assert_array_equal(clf.scores(test["X_raw"][:40]), single)

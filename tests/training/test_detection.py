@@ -102,14 +102,18 @@ def test_run_to_run_judges_other_runs_at_this_reports_decision(tmp_path: Path) -
         Capture("attacks_public", "scan", tmp_path, tmp_path, attack_type="scan"),
     ]
 
-    def results(seed: int, thr: float, benign_score: float) -> Results:
+    def results(seed: int, thr: float, benign_score: float, **args: int) -> Results:
         p2p = Replayed(labels=[BENIGN] * 4, srcs=[b"a"] * 4, dsts=[b"b"] * 4)
         p2p.checks = [[(0, benign_score)]] * 4
         scan = Replayed(labels=["PortScan"] * 2, srcs=[b"c"] * 2, dsts=[b"d"] * 2, checks=[[(0, 0.95)]] * 2)
         agent = {"p2p": p2p, "scan": scan}
-        return Results(caps, {}, {}, {}, {}, agent, {}, {}, {}, thr, 0.5, {"seed": seed}, [], 0.0)
+        a = {"seed": seed, **args}
+        return Results(caps, {}, {}, {}, {}, agent, {}, {}, {}, thr, 0.5, a, [], 0.0)
 
     this, other = results(42, 0.9, 0.1), results(43, 0.99, 0.93)
+    # a run whose networks kept seed 42 on the folds and rows of seed 44, as three members
+    mixed = results(44, 0.9, 0.1, init_seed=42, ensemble=3)
+    assert _run_to_run(this, [("w44", mixed)])[-1].split("|")[2].strip() == "44 (networks 42), ensemble of 3"
     lines = _run_to_run(this, [("w43", other)])
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[-2:]]
     # columns: run, seed, its threshold, benign and attacker flows there, then both at 0.9
@@ -241,3 +245,36 @@ def test_open_checks_are_the_agents_classifications_of_open_flows(tmp_path: Path
     _, y0 = training_rows([cf], 50, 0)
     _, y1 = training_rows([cf], 50, 0, per_capture_open=20)
     assert len(y1) - len(y0) == sum(min(20, n) for n in opened.values())
+
+
+@pytest.mark.tensorflow
+def test_ensemble_is_one_model_averaging_members_of_other_seeds(tmp_path: Path) -> None:
+    """``fit_cnn(members=2)`` on the demo capture's real rows: two CNN-LSTMs from two seeds on
+    the same rows and preprocessing, shipped as one int8 bundle that scores their mean."""
+    import json
+    import shutil
+
+    pytest.importorskip("tf_keras", reason="needs the train extra (TensorFlow, tf-keras)")
+    from edge_nids.agent.classifier import Classifier
+    from edge_nids.training.detection import fit_cnn, write_bundle_from
+    from edge_nids.training.fit import predict
+
+    run = tmp_path / "demo"
+    run.mkdir()
+    shutil.copy(ROOT / "lab" / "captures" / "demo.pcap", run / "demo.pcap")
+    shutil.copy(ROOT / "lab" / "captures" / "demo.labels.csv", run / "labels.csv")
+    (cf,) = load_flows(build_corpus(find_captures(None, [run], tmp_path / "corpus")))
+    X, y = training_rows([cf], 150, 0)
+    t = fit_cnn(X, y, 5, "cnn-lstm", 3, members=2)
+    assert len(t.members) == 2 and len(t.member_epochs) == 2
+    Xp = t.preprocessor.transform(cf.X)
+    p0, p1 = (predict(m, Xp) for m in t.members)
+    assert np.abs(p0 - p1).max() > 1e-3  # other seeds, other weights
+    np.testing.assert_allclose(predict(t.model, Xp), (p0 + p1) / 2, atol=1e-6)
+
+    out = write_bundle_from(t, tmp_path / "model", tmp_path / "bundle", 0.5, "ens", {})
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["model"]["name"] == "cnn-lstm-x2"
+    assert meta["model"]["params"] == sum(m.count_params() for m in t.members)
+    got = Classifier(out).scores(cf.X)
+    assert np.abs(got - (p0 + p1)[:, 1] / 2).max() < 0.05  # int8 steps of the mean
