@@ -766,7 +766,8 @@ CORE_TYPES = ("scan", "flood", "brute_force", "slow_dos")
 
 def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tally, Tally, Counter[str]]:
     """(benign_public flows, attacker flows of the scan/flood/brute-force/slow-DoS captures,
-    flagged benign flows per capture) of a run's held-out replays at ``thr`` with ``rule``."""
+    flagged benign flows per capture) of a run's held-out replays at ``thr`` with ``rule``. The
+    attacker tally holds the total under key 0 and each capture's flows under its name."""
     ben, att = Tally(), Tally()
     per: Counter[str] = Counter()
     for c in res.captures:
@@ -782,6 +783,7 @@ def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tall
             for lab, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
                 if lab != BENIGN:
                     att.add(0, fl)
+                    att.add(c.name, fl)
     return ben, att, per
 
 
@@ -1027,20 +1029,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         "|---:|---:|---:|---:|",
     ]
     for t in sorted({0.5, 0.6, 0.7, 0.8, 0.9, thr}):
-        b = Tally()
-        for c in benign:
-            r = res.agent[c.name]
-            for lab, fl in zip(r.labels, r.flagged(t, rule), strict=True):
-                if lab == BENIGN:
-                    b.add(0, fl)
-        hit = 0
-        at = Tally()
-        for c in core:
-            r = res.agent[c.name]
-            fl = [f for lab, f in zip(r.labels, r.flagged(t, rule), strict=True) if lab != BENIGN]
-            hit += int(any(fl))
-            for f in fl:
-                at.add(0, f)
+        b, at, _ = _judged(res, t, rule)
+        hit = sum(1 for c in core if at.k.get(c.name))
         mark = " (chosen)" if t == thr else ""
         L.append(f"| {t:.4f}{mark} | {b.cell(0)} | {hit} of {len(core)} | {at.cell(0)} |")
     if rule is not None:
