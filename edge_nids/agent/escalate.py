@@ -1,4 +1,4 @@
-"""Escalation: two hosts that keep raising alerts have their next flows judged at a lower threshold.
+"""Escalation: hosts that keep raising alerts have their next flows judged at a lower threshold.
 
 A scan, a flood or a password-guessing run is many flows from one source to its victim, and
 the model scores each on its own: on the public attack captures many of a scanner's or a
@@ -8,9 +8,9 @@ raised ``alerts`` alerts against one destination within ``window_s`` seconds, it
 to that destination alert from score ``threshold`` (below the model's) on, and say so in
 ``alert.context.escalated``. On the held-out ``benign_public`` replays, 6 alerts in 60 s
 flagged no benign flow that the model's own threshold (0.934) had not, whether escalated
-flows then alert from 0.5 or from 0.1 (the shipped rule, docs/detection.md "Escalation
-sweep": 84.7 % of the attacker flows of the public scan, flood, brute-force and slow-DoS
-captures flagged against 82.6 % at 0.5; an SSH password guesser 72 % against 32 %).
+flows then alert from 0.5, 0.1 or 0.05 (the shipped rule, docs/detection.md "Escalation
+sweep": 86.2 % of the attacker flows of the public scan, flood, brute-force and slow-DoS
+captures flagged against 82.9 % at 0.5; an SSH password guesser 97.6 % against 32 %).
 
 Keyed by the (source, destination) pair, measured against the alternatives on the held-out
 replays of two trainings of the same recipe (seeds 42 and 43, docs/detection.md):
@@ -23,11 +23,18 @@ replays of two trainings of the same recipe (seeds 42 and 43, docs/detection.md)
 * by the destination alone, a server under attack has its benign clients' flows escalated
   (tried on the lab test runs: 9 benign flows flagged instead of 1).
 
-A spoofed flood's sources raise one alert each and never escalate: such a flood is caught by
-the scores of its own flows (``sop_syn_flood``: 90 %).
+A spoofed flood's sources raise one alert each and never escalate as pairs. The rule's
+``flood`` part covers it: once alerts against one destination were raised by ``sources``
+distinct sources within its window, every flow to that destination alerts from its own
+``threshold`` on. 10 sources in 10 s, then 0.5: ``sop_syn_flood`` (held out) 89.8 → 95.3 %,
+and not one benign flow more on the held-out replays of seven trainings, nor on the lab
+test runs (docs/detection.md "Flood escalation sweep", docs/agent.md). Counting distinct
+sources is what keeps a single loud client from escalating its server; the high score keeps
+a flooded server's own clients from alerting on anything but unusual flows.
 
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
-each with its last ``alerts`` alert times.
+each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
+its last ``flood.sources`` distinct alerting sources.
 
 The agent's pipeline and the evaluation (``edge-nids detection``, which replays captures and
 judges every threshold afterwards) use this same class, so the figures describe the agent.
@@ -39,50 +46,115 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "flag_checks"]
+__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "FloodRule", "flag_checks"]
 
-#: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each).
+#: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each), and as
+#: many destinations with their recently alerting sources.
 DEFAULT_MAX_KEYS = 1024
+
+
+def _number(d: Mapping[str, Any], name: str, where: str, lo: float, hi: float | None, strict: bool) -> float:
+    v = d[name]
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and (v > lo if strict else v >= lo)
+    if ok and hi is not None:
+        ok = v <= hi
+    if not ok:
+        want = f"in [{lo:g}, {hi:g}]" if hi is not None else f"a number > {lo:g}"
+        raise ValueError(f"{where}.{name} must be {want}, got {v!r}")
+    return float(v)
+
+
+def _whole(d: Mapping[str, Any], name: str, where: str) -> int:
+    v = d[name]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{where}.{name} must be a whole number >= 1, got {v!r}")
+    return v
+
+
+def _object(d: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{where} must be an object, got {type(d).__name__}")
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}")
+    return d
+
+
+@dataclass(frozen=True)
+class FloodRule:
+    """Alerts against one destination from ``sources`` distinct sources within ``window_s`` s
+    lower the threshold of every flow to that destination to ``threshold``."""
+
+    sources: int
+    window_s: float
+    threshold: float
+
+    @classmethod
+    def from_dict(cls, d: Any) -> FloodRule:
+        """From a bundle's ``escalation.flood`` object; ValueError naming what is wrong."""
+        w = "escalation.flood"
+        d = _object(d, w, ("sources", "window_s", "threshold"))
+        return cls(
+            _whole(d, "sources", w),
+            _number(d, "window_s", w, 0, None, True),
+            _number(d, "threshold", w, 0, 1, False),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sources": self.sources, "window_s": self.window_s, "threshold": self.threshold}
 
 
 @dataclass(frozen=True)
 class EscalationRule:
     """``alerts`` alerts from one source against one destination within ``window_s`` s lower
-    the threshold of its flows to that destination to ``threshold``."""
+    the threshold of its flows to that destination to ``threshold``; with ``flood``, alerts
+    against one destination from many sources lower the threshold of all its flows."""
 
     alerts: int
     window_s: float
     threshold: float
+    flood: FloodRule | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EscalationRule:
         """From a bundle's ``escalation`` object; ValueError naming what is wrong."""
-        if not isinstance(d, Mapping):
-            raise ValueError(f"escalation must be an object, got {type(d).__name__}")
-        missing = [k for k in ("alerts", "window_s", "threshold") if k not in d]
-        if missing:
-            raise ValueError(f"escalation lacks {', '.join(missing)}")
-        alerts, window, thr = d["alerts"], d["window_s"], d["threshold"]
-        if isinstance(alerts, bool) or not isinstance(alerts, int) or alerts < 1:
-            raise ValueError(f"escalation.alerts must be a whole number >= 1, got {alerts!r}")
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-            raise ValueError(f"escalation.window_s must be a number > 0, got {window!r}")
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0.0 <= thr <= 1.0:
-            raise ValueError(f"escalation.threshold must be in [0, 1], got {thr!r}")
-        return cls(alerts, float(window), float(thr))
+        w = "escalation"
+        d = _object(d, w, ("alerts", "window_s", "threshold"))
+        flood = FloodRule.from_dict(d["flood"]) if d.get("flood") is not None else None
+        return cls(
+            _whole(d, "alerts", w),
+            _number(d, "window_s", w, 0, None, True),
+            _number(d, "threshold", w, 0, 1, False),
+            flood,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alerts": self.alerts, "window_s": self.window_s, "threshold": self.threshold}
+        d: dict[str, Any] = {"alerts": self.alerts, "window_s": self.window_s, "threshold": self.threshold}
+        if self.flood is not None:
+            d["flood"] = self.flood.to_dict()
+        return d
+
+    @property
+    def low(self) -> float:
+        """The lowest score an escalated flow can alert from."""
+        return min(self.threshold, self.flood.threshold) if self.flood is not None else self.threshold
 
     def describe(self) -> str:
-        """For the log: ``6 alerts in 60 s between two hosts, then from 0.1``."""
-        return f"{self.alerts} alerts in {self.window_s:g} s between two hosts, then from {self.threshold:g}"
+        """For the log: ``6 alerts in 60 s between two hosts, then from 0.05; ...``."""
+        text = f"{self.alerts} alerts in {self.window_s:g} s between two hosts, then from {self.threshold:g}"
+        if self.flood is not None:
+            f = self.flood
+            text += f"; alerts from {f.sources} sources against one host in {f.window_s:g} s"
+            text += f", then from {f.threshold:g}"
+        return text
 
 
 class Escalator:
-    """The recent alerts of each (source, destination) pair, and whether a pair is escalated now.
+    """The recent alerts of each (source, destination) pair and of each destination, and
+    whether a flow is escalated now.
 
-    Keys are any hashable (the agent and the evaluation use ``(src, dst)`` packed addresses).
+    Keys are any hashable (the agent and the evaluation use ``(src, dst)`` packed addresses;
+    a rule with ``flood`` needs that pair).
     """
 
     def __init__(self, rule: EscalationRule, max_keys: int = DEFAULT_MAX_KEYS) -> None:
@@ -94,6 +166,13 @@ class Escalator:
         # order (a tuple per key: a 30,000-source spoofed flood churns this, and a deque in an
         # OrderedDict cost 4 MiB more peak memory there, 17.6 against 13.7 MiB)
         self._recent: dict[Hashable, tuple[int, ...]] = {}
+        # destination -> {source: its last alert time, µs}: the destination's most recently
+        # alerting distinct sources, at most flood.sources of them, oldest first. Enough to
+        # tell whether that many sources alerted within the window: the oldest of them did
+        # last alert inside it. Bounded like the pairs: at most max_keys destinations.
+        self._flood = rule.flood
+        self._flood_window_us = int(rule.flood.window_s * 1_000_000) if rule.flood else 0
+        self._dsts: dict[Hashable, dict[Hashable, int]] = {}
 
     def __len__(self) -> int:
         return len(self._recent)
@@ -106,6 +185,31 @@ class Escalator:
             return 0
         return len(q)
 
+    def flooded(self, dst: Hashable, now_us: int) -> int:
+        """How many distinct sources alerted against ``dst`` within the flood rule's window
+        before ``now_us`` if that is at least its count, else 0 (and 0 without a flood rule)."""
+        srcs = self._dsts.get(dst)
+        if srcs is None or self._flood is None or len(srcs) < self._flood.sources:
+            return 0
+        if now_us - next(iter(srcs.values())) > self._flood_window_us:
+            return 0
+        return len(srcs)
+
+    def why(self, key: tuple[Hashable, Hashable], score: float, now_us: int) -> dict[str, Any] | None:
+        """Why a flow of ``key`` = ``(src, dst)`` scoring ``score`` (below the model's
+        threshold) alerts now: its ``alert.context.escalated`` object, or None (it does not)."""
+        rule = self.rule
+        if score >= rule.threshold:
+            n = self.escalated(key, now_us)
+            if n:
+                return {"pair_alerts": n, "window_s": rule.window_s, "threshold": rule.threshold}
+        f = self._flood
+        if f is not None and score >= f.threshold:
+            n = self.flooded(key[1], now_us)
+            if n:
+                return {"destination_sources": n, "window_s": f.window_s, "threshold": f.threshold}
+        return None
+
     def alerted(self, key: Hashable, now_us: int) -> None:
         """Record an alert raised by ``key`` at ``now_us``."""
         recent = self._recent
@@ -116,6 +220,19 @@ class Escalator:
             recent[key] = (now_us,)
         else:
             recent[key] = (*q[1:], now_us) if len(q) >= self._k else (*q, now_us)  # len(q) <= k
+        if self._flood is not None:
+            src, dst = key  # type: ignore[misc]
+            dsts = self._dsts
+            srcs = dsts.pop(dst, None)
+            if srcs is None:
+                if len(dsts) >= self._max:
+                    del dsts[next(iter(dsts))]  # the least recently alerted-against destination
+                srcs = {}
+            srcs.pop(src, None)
+            srcs[src] = now_us
+            if len(srcs) > self._flood.sources:
+                del srcs[next(iter(srcs))]  # the least recently alerting source
+            dsts[dst] = srcs
 
 
 def flag_checks(
@@ -128,13 +245,13 @@ def flag_checks(
 
     ``checks[i]``: flow ``i``'s classifications (time µs, score) as the agent made them (a
     replay with nothing alerting, so every check is made); ``keys[i]``: its escalation key
-    (``(src, dst)``). A check alerts at ``threshold``, or at ``rule.threshold`` when its key is
-    escalated by the alerts before it, taken in time order as the agent takes them.
+    (``(src, dst)``). A check alerts at ``threshold``, or when :meth:`Escalator.why` says it
+    is escalated by the alerts before it, taken in time order as the agent takes them.
     """
-    if rule is None or rule.threshold >= threshold:
+    if rule is None or rule.low >= threshold:
         return [next((t for t, s in c if s >= threshold), None) for c in checks]
     esc = Escalator(rule)
-    low = rule.threshold
+    low = rule.low
     events: Iterable[tuple[int, int, float]] = sorted(
         (t, i, s) for i, c in enumerate(checks) for t, s in c if s >= low
     )
@@ -142,7 +259,7 @@ def flag_checks(
     for t, i, s in events:
         if out[i] is not None:
             continue
-        if s >= threshold or esc.escalated(keys[i], t):
+        if s >= threshold or esc.why(keys[i], s, t) is not None:  # type: ignore[arg-type]
             out[i] = t
             esc.alerted(keys[i], t)
     return out

@@ -361,18 +361,18 @@ class Pipeline:
         names = stages.family_names([items[i][0] for i in named], rows)
         families = dict(zip(named, names, strict=True))
         esc = self.escalator
-        low = esc.rule.threshold if esc is not None else thr
+        low = esc.rule.low if esc is not None else thr
         now_us = self.now_us
         for i, ((f, final), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
-            escalated = 0
+            escalated = None
             if low <= s < thr and esc is not None and key not in alerted:
-                escalated = esc.escalated((f.src, f.dst), now_us)  # the pair's recent alerts, in order
+                escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
-            attack = (s >= thr or escalated > 0) and not stages.silenced(f, s, family)
+            attack = (s >= thr or escalated is not None) and not stages.silenced(f, s, family)
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
             # the identity fields (flow_id, community_id, addresses) are computed once per flow
@@ -437,14 +437,13 @@ class Pipeline:
         sec: dict[str, Any] | None = None,
         family: str = "other",
         x: np.ndarray | None = None,
-        escalated: int = 0,
+        escalated: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The alert record; ``a`` and ``model``: the config and model in force when it was
         raised; ``sec``: the ended flow's ``flow`` object when its flow event has it already;
         ``family``: the second stage's name for it; ``x``: its raw inputs, kept for the
-        explanation made when the line is written; ``escalated``: the alerts its source had
-        raised against its destination in the escalation window when its score was below the
-        threshold, else 0."""
+        explanation made when the line is written; ``escalated``: why it alerts below the
+        threshold (:meth:`~edge_nids.agent.escalate.Escalator.why`), else None."""
         a = a or self.cfg.alerts
         model = model or self.model
         rec = flow_common(f, "alert", f.last_us, self.iface, self.host, a.community_id_seed, ident)
@@ -458,12 +457,7 @@ class Pipeline:
             ctx["class"] = cls
         ctx["family"] = family  # here already, so alerts.suppress can match it
         if escalated:
-            rule = self.escalator.rule if self.escalator is not None else None
-            ctx["escalated"] = {
-                "pair_alerts": escalated,
-                "window_s": rule.window_s if rule else None,
-                "threshold": rule.threshold if rule else None,
-            }
+            ctx["escalated"] = escalated
         rec["alert"] = {
             "action": "allowed",
             "gid": 1,

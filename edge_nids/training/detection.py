@@ -16,6 +16,7 @@ trained on every capture and written as a bundle; the report goes to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_nids.agent.escalate import EscalationRule, flag_checks
+from edge_nids.agent.escalate import EscalationRule, FloodRule, flag_checks
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
@@ -486,18 +487,34 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
     return THRESHOLDS[-1]
 
 
-def parse_escalation(text: str) -> EscalationRule | None:
-    """``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.1``) or ``none``; ValueError naming the problem."""
+def _three(text: str, option: str, first: str) -> tuple[int, float, float] | None:
+    """``N,WINDOW_S,THRESHOLD`` of ``option`` or None for ``none``; ValueError naming the problem."""
     if text.strip().lower() in ("none", "off", ""):
         return None
+    want = f"{option} {text!r}: expected {first},WINDOW_S,THRESHOLD or none"
     parts = text.split(",")
     if len(parts) != 3:
-        raise ValueError(f"--escalation {text!r}: expected ALERTS,WINDOW_S,THRESHOLD or none")
+        raise ValueError(want)
     try:
-        alerts, window, thr = int(parts[0]), float(parts[1]), float(parts[2])
+        return int(parts[0]), float(parts[1]), float(parts[2])
     except ValueError:
-        raise ValueError(f"--escalation {text!r}: expected ALERTS,WINDOW_S,THRESHOLD or none") from None
-    return EscalationRule.from_dict({"alerts": alerts, "window_s": window, "threshold": thr})
+        raise ValueError(want) from None
+
+
+def parse_escalation(text: str, flood: str = "none") -> EscalationRule | None:
+    """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.05``) or ``none``, with
+    ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``;
+    ValueError naming the problem."""
+    pair = _three(text, "--escalation", "ALERTS")
+    fl = _three(flood, "--flood-escalation", "SOURCES")
+    if pair is None:
+        if fl is not None:
+            raise ValueError("--flood-escalation needs --escalation (the bundle's rule holds both)")
+        return None
+    d: dict[str, Any] = {"alerts": pair[0], "window_s": pair[1], "threshold": pair[2]}
+    if fl is not None:
+        d["flood"] = {"sources": fl[0], "window_s": fl[1], "threshold": fl[2]}
+    return EscalationRule.from_dict(d)
 
 
 def _positive_int(text: str) -> int:
@@ -562,7 +579,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
-    rule = parse_escalation(args.escalation)
+    rule = parse_escalation(args.escalation, args.flood_escalation)
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
@@ -684,6 +701,9 @@ def _threshold_rule(args: argparse.Namespace, rule: EscalationRule | None) -> st
     how = ""
     if rule is not None:
         how = f", escalating by {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}"
+        if rule.flood is not None:
+            f = rule.flood
+            how += f" and by {f.sources} sources in {f.window_s:g} s at {f.threshold:g}"
     return f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows{how}"
 
 
@@ -698,6 +718,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.rf_threshold = pick_threshold(benign_rf, args.target_fpr)
     res.args["target_fpr"] = args.target_fpr
     res.args["escalation"] = args.escalation
+    res.args["flood_escalation"] = args.flood_escalation
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -803,10 +824,50 @@ def _escalation_sweep(res: Results, thr: float, rule: EscalationRule) -> list[st
         "|---:|---:|---:|",
     ]
     for t in sorted({*ESCALATION_SWEEP, rule.threshold}, reverse=True):
-        r = EscalationRule(rule.alerts, rule.window_s, t)
+        r = dataclasses.replace(rule, threshold=t)
         b, a_, _ = _judged(res, thr, r)
         mark = " (shipped)" if t == rule.threshold else ""
         L.append(f"| {t:g}{mark} | {b.cell(0)} | {a_.cell(0)} |")
+    return L
+
+
+#: Flood rules the report compares (sources, window s, threshold), with the pair rule shipped.
+FLOOD_SWEEP: tuple[tuple[int, float, float], ...] = (
+    (20, 10.0, 0.5),
+    (10, 10.0, 0.5),
+    (10, 10.0, 0.1),
+    (5, 10.0, 0.5),
+)
+
+
+def _flood_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the flood rule: none, and each of ``FLOOD_SWEEP``, at ``thr``."""
+    L = [
+        "",
+        f"### Flood escalation sweep (agent, held-out captures, threshold {thr:.4f}, pair rule as shipped)",
+        "",
+        "| alerts against one destination from | benign_public flagged | lab test benign flagged "
+        "| attacker flows flagged (scan/flood/brute-force/slow-DoS captures) "
+        "| `sop_syn_flood` (spoofed sources) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rules = [None, *(FloodRule(*f) for f in FLOOD_SWEEP)]
+    if rule.flood is not None and rule.flood not in rules:
+        rules.append(rule.flood)
+    for fl in rules:
+        r = dataclasses.replace(rule, flood=fl)
+        b, a_, _ = _judged(res, thr, r)
+        lab = Tally()
+        for rep_ in res.test.values():
+            for lab_, f in zip(rep_.labels, rep_.flagged(thr, r), strict=True):
+                if lab_ == BENIGN:
+                    lab.add(0, f)
+        what = "(no flood rule)"
+        if fl is not None:
+            what = f"{fl.sources} sources in {fl.window_s:g} s, then from {fl.threshold:g}"
+        mark = " (shipped)" if fl == rule.flood else ""
+        sop = a_.cell("sop_syn_flood") if "sop_syn_flood" in a_.n else "—"
+        L.append(f"| {what}{mark} | {b.cell(0)} | {lab.cell(0)} | {a_.cell(0)} | {sop} |")
     return L
 
 
@@ -835,6 +896,11 @@ def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str
         "(their bundles are not shipped). Each run judged at its own decision, and at "
         f"this report's ({thr:.4f}"
         + (f", escalation {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}" if rule else "")
+        + (
+            f" and {rule.flood.sources} sources in {rule.flood.window_s:g} s at {rule.flood.threshold:g}"
+            if rule is not None and rule.flood is not None
+            else ""
+        )
         + "):",
         "",
         "| run | seed | its threshold | benign_public flagged | attacker flows flagged "
@@ -931,7 +997,13 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         + (
             ""
             if rule is None
-            else f", or reached {rule.threshold:g} while its source and destination were escalated (below)"
+            else f", or reached {rule.threshold:g} while its source and destination were escalated"
+            + (
+                ""
+                if rule.flood is None
+                else f", or {rule.flood.threshold:g} while its destination was under a many-source flood"
+            )
+            + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
         "that flags at most "
@@ -946,13 +1018,21 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L.append(
             f"- **Escalation** (the agent's rule, in the bundle; docs/agent.md): a source that raised "
             f"{rule.alerts} alerts against one destination within {rule.window_s:g} s has its next "
-            f"flows to it alert from score {rule.threshold:g} on. Every agent figure below includes it "
+            f"flows to it alert from score {rule.threshold:g} on"
+            + (
+                ""
+                if rule.flood is None
+                else f"; a destination that alerts were raised against by {rule.flood.sources} distinct "
+                f"sources within {rule.flood.window_s:g} s has every flow to it alert from "
+                f"{rule.flood.threshold:g} on (a spoofed flood's sources never escalate as pairs)"
+            )
+            + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
             f"flagged without it: {b0.cell(0)}, with it: {b1.cell(0)}; attacker flows of the scan, "
             f"flood, brute-force and slow-DoS captures: {c0.cell(0)} without, {c1.cell(0)} with. "
-            "The rule's score was picked from the escalation sweep below, on these same replays "
-            "(so in that one number the attack figures are tuned on them too; the run-to-run "
-            "section judges other trainings with it)."
+            "The rule's scores were picked from the escalation sweeps below, on these same replays "
+            "(so in those numbers the attack figures are tuned on them too; the run-to-run "
+            "section judges other trainings with them)."
         )
     L += [
         "- **CNN-LSTM (Keras)**: the same fold model in float on each flow's final features, "
@@ -1035,6 +1115,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L.append(f"| {t:.4f}{mark} | {b.cell(0)} | {hit} of {len(core)} | {at.cell(0)} |")
     if rule is not None:
         L += _escalation_sweep(res, thr, rule)
+        L += _flood_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1112,6 +1193,15 @@ def _escalation_arg(text: str) -> str:
     return text
 
 
+def _flood_arg(text: str) -> str:
+    """argparse type of ``--flood-escalation``: the text, once it parses."""
+    try:
+        parse_escalation("1,1,0", text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--flood-escalation {text!r}: ")) from None
+    return text
+
+
 def register(sub: Any) -> None:
     """Add ``edge-nids detection`` to the parser."""
     p = sub.add_parser(
@@ -1165,12 +1255,21 @@ def register(sub: Any) -> None:
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")
     p.add_argument(
         "--escalation",
-        default="6,60,0.1",
+        default="6,60,0.05",
         type=_escalation_arg,
         metavar="ALERTS,WINDOW_S,THRESHOLD",
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
         "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "
-        "THRESHOLD on (default 6,60,0.1; none: no escalation)",
+        "THRESHOLD on (default 6,60,0.05; none: no escalation)",
+    )
+    p.add_argument(
+        "--flood-escalation",
+        default="10,10,0.5",
+        type=_flood_arg,
+        metavar="SOURCES,WINDOW_S,THRESHOLD",
+        help="with --escalation, its flood part: alerts against one destination from SOURCES distinct "
+        "sources within WINDOW_S s have every flow to it alert from THRESHOLD on (default 10,10,0.5; "
+        "none: no flood rule)",
     )
     p.add_argument(
         "--compare-work",

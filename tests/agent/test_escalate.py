@@ -1,5 +1,6 @@
 """Escalation: a (source, destination) pair with recent alerts has its next flows alert at the
-rule's lower score.
+rule's lower score; a destination alerted against by many sources (a spoofed flood) has all
+its flows alert at the flood rule's score.
 
 The rule on its own (hand-made alert times), in the agent on the lab's demo capture (a real
 recording of nmap, hping3, slowhttptest and ab against real servers), and the evaluation's
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_nids.agent.escalate import EscalationRule, Escalator, flag_checks
+from edge_nids.agent.escalate import EscalationRule, Escalator, FloodRule, flag_checks
 
 RULE = EscalationRule(alerts=3, window_s=10.0, threshold=0.5)
 A, B = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
@@ -51,6 +52,86 @@ def test_memory_is_bounded_and_forgets_the_least_recently_alerting_source() -> N
     assert len(esc) == 2
     assert esc.escalated(A, 5) == 3
     assert esc.escalated(B, 5) == 0
+
+
+FLOOD = EscalationRule(
+    alerts=3, window_s=10.0, threshold=0.2, flood=FloodRule(sources=4, window_s=2.0, threshold=0.5)
+)
+V = b"\xc0\x00\x02\x01"
+
+
+def _src(i: int) -> bytes:
+    return b"\x0a\x01" + i.to_bytes(2, "big")
+
+
+def test_a_destination_alerted_against_by_many_sources_is_flooded() -> None:
+    esc = Escalator(FLOOD)
+    for i, t in enumerate((0, S // 2, S, 3 * S // 2)):
+        esc.alerted((_src(i), V), t)
+    assert esc.flooded(V, 2 * S) == 4  # the oldest of the four alerted 2 s before: in
+    assert esc.flooded(V, 2 * S + 1) == 0  # now out of the window
+    assert esc.flooded(b"\xc0\x00\x02\x02", S) == 0  # another destination is not
+    # one source alerting again and again is a pair matter, not a flood
+    one = Escalator(FLOOD)
+    for t in range(10):
+        one.alerted((A, V), t)
+    assert one.flooded(V, 10) == 0 and one.escalated((A, V), 10) == 3
+    # why: the pair rule from its score, the flood rule from its own (higher) score
+    assert one.why((A, V), 0.25, 10) == {"pair_alerts": 3, "window_s": 10.0, "threshold": 0.2}
+    assert one.why((A, V), 0.15, 10) is None
+    assert esc.why((b"\x0a\x09\x09\x09", V), 0.6, 2 * S) == {
+        "destination_sources": 4,
+        "window_s": 2.0,
+        "threshold": 0.5,
+    }
+    assert esc.why((b"\x0a\x09\x09\x09", V), 0.4, 2 * S) is None  # below the flood's 0.5
+
+
+def test_flood_memory_is_bounded_by_destinations_and_sources() -> None:
+    esc = Escalator(FLOOD, max_keys=8)
+    # a spoofed flood: 5,000 sources against one victim, then alerts against 20 other hosts
+    for i in range(5000):
+        esc.alerted((_src(i), V), i)
+    assert esc.flooded(V, 5000) == 4
+    assert len(esc._dsts[V]) == 4  # only the most recent distinct sources are kept
+    assert len(esc) == 8  # and the pairs are bounded as before
+    for j in range(20):
+        esc.alerted((A, bytes([198, 51, 100, j])), 6000 + j)
+    assert len(esc._dsts) == 8 and V not in esc._dsts  # the least recently alerted-against went
+
+
+def test_flag_checks_catches_a_spoofed_flood_by_its_destination() -> None:
+    # 6 spoofed sources, one flow each at 0.95 (0..5 ms), then 6 more at 0.6 and one at 0.4
+    checks = (
+        [[(i * 1000, 0.95)] for i in range(6)] + [[(10_000 + i, 0.6)] for i in range(6)] + [[(20_000, 0.4)]]
+    )
+    keys = [(_src(i), V) for i in range(13)]
+    got = flag_checks(checks, keys, 0.9, FLOOD)
+    assert got == [i * 1000 for i in range(6)] + [10_000 + i for i in range(6)] + [None]
+    no_flood = EscalationRule(3, 10.0, 0.2)  # the pair rule alone: every source is new
+    assert flag_checks(checks, keys, 0.9, no_flood) == [i * 1000 for i in range(6)] + [None] * 7
+
+
+@pytest.mark.parametrize(
+    ("flood", "problem"),
+    [
+        ({"sources": 0, "window_s": 10, "threshold": 0.5}, r"flood\.sources must be a whole number >= 1"),
+        ({"sources": 10, "window_s": 0, "threshold": 0.5}, r"flood\.window_s must be a number > 0"),
+        ({"sources": 10, "window_s": 10, "threshold": -0.1}, r"flood\.threshold must be in \[0, 1\]"),
+        ({"sources": 10, "threshold": 0.5}, r"escalation\.flood lacks window_s"),
+        ("10,10,0.5", r"escalation\.flood must be an object"),
+    ],
+)
+def test_bad_flood_rules_are_refused_by_name(flood: object, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        EscalationRule.from_dict({"alerts": 6, "window_s": 60, "threshold": 0.05, "flood": flood})
+
+
+def test_a_rule_round_trips_through_its_bundle_object() -> None:
+    assert EscalationRule.from_dict(FLOOD.to_dict()) == FLOOD
+    assert "flood" not in RULE.to_dict() and EscalationRule.from_dict(RULE.to_dict()) == RULE
+    assert FLOOD.low == 0.2 and RULE.low == 0.5
+    assert FLOOD.describe().endswith("; alerts from 4 sources against one host in 2 s, then from 0.5")
 
 
 @pytest.mark.parametrize(
@@ -190,3 +271,49 @@ def test_a_bundle_with_a_bad_rule_is_refused(tmp_path: Path, agent_bundle: Path)
     (b / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="window_s must be a number > 0"):
         load_bundle(b)
+
+
+@pytest.mark.shared_data
+def test_a_real_spoofed_syn_flood_escalates_its_victim(shared_data: Path, agent_bundle: Path) -> None:
+    """sop_syn_flood (Scapy SYNs from ~1,000 random sources to one web server, a capture from
+    another network): no source alerts twice, so only the flood rule can lower the threshold;
+    the agent's alerts are the evaluation's judging of the same replay."""
+    pcap = shared_data / "pcaps" / "attacks_public" / "sop_syn_flood.pcapng"
+    if not pcap.is_file():
+        pytest.skip(f"{pcap} is not there")
+    pipe, model, with_esc, _ = _replay(pcap, agent_bundle, escalate=True)
+    assert model.escalation is not None and model.escalation.flood is not None
+    _, _, without, _ = _replay(pcap, agent_bundle, escalate=False)
+    victim = bytes([192, 168, 198, 130])
+    gained = with_esc - without
+    assert without < with_esc and len(gained) == pipe.stats.escalated
+    assert all(k[1] == victim for k in gained)  # every escalated alert is a flow to the victim
+    _, _, none, finals = _replay(pcap, agent_bundle, escalate=False, threshold=2.0)
+    assert not none
+    keys, checks, pairs = zip(*finals, strict=True)
+    judged = flag_checks(checks, pairs, model.threshold, model.escalation)
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == with_esc
+
+
+@pytest.mark.shared_data
+def test_a_flood_escalated_alert_says_why(tmp_path: Path, shared_data: Path, agent_bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    pcap = shared_data / "pcaps" / "attacks_public" / "sop_syn_flood.pcapng"
+    if not pcap.is_file():
+        pytest.skip(f"{pcap} is not there")
+    out = tmp_path / "alerts.json"
+    cmd = [sys.executable, "-m", "edge_nids.cli", "run", "--pcap", str(pcap), "--alerts", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    flood = json.loads((agent_bundle / "bundle.json").read_text())["escalation"]["flood"]
+    contexts = [json.loads(x)["alert"]["context"] for x in out.read_text().splitlines()]
+    why = [c for c in contexts if "escalated" in c]
+    assert why, "the spoofed flood's victim is escalated"
+    for ctx in why:
+        assert ctx["escalated"] == {
+            "destination_sources": flood["sources"],
+            "window_s": flood["window_s"],
+            "threshold": flood["threshold"],
+        }
+        assert flood["threshold"] <= ctx["score"] < ctx["threshold"]

@@ -96,6 +96,40 @@ def test_the_threshold_is_chosen_with_the_escalation_it_ships_with() -> None:
     assert pick_threshold_replayed([loud, quiet], 0.12, rule) == 0.5
 
 
+def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> None:
+    rule = parse_escalation("6,60,0.05", "10,10,0.5")
+    assert rule is not None and rule.flood is not None
+    assert (rule.flood.sources, rule.flood.window_s, rule.flood.threshold) == (10, 10.0, 0.5)
+    assert parse_escalation("6,60,0.05", "none").flood is None  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="--flood-escalation needs --escalation"):
+        parse_escalation("none", "10,10,0.5")
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edge_nids.cli", "detection", "--report-only"]
+    cmd += ["--flood-escalation", "10,x,0.5"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "argument --flood-escalation: expected SOURCES,WINDOW_S,THRESHOLD or none" in done.stderr
+    # a spoofed flood: 12 sources, one flow each, 0.95 for the first 10 then 0.6; a benign
+    # server's 30 clients at 0.6 that never alerted
+    flood = Replayed(
+        labels=["DoS"] * 12,
+        srcs=[bytes([10, 0, 0, i]) for i in range(12)],
+        dsts=[b"\x09"] * 12,
+        checks=[[(i * 1000, 0.95 if i < 10 else 0.6)] for i in range(12)],
+    )
+    quiet = Replayed(
+        labels=[BENIGN] * 30,
+        srcs=[bytes([10, 1, 0, i]) for i in range(30)],
+        dsts=[b"\x08"] * 30,
+        checks=[[(i * 1000, 0.6)] for i in range(30)],
+    )
+    assert flood.flagged(0.9, rule) == [True] * 12
+    assert flood.flagged(0.9, parse_escalation("6,60,0.05")) == [True] * 10 + [False] * 2
+    assert quiet.flagged(0.9, rule) == [False] * 30
+
+
 def test_run_to_run_judges_other_runs_at_this_reports_decision(tmp_path: Path) -> None:
     caps = [
         Capture("benign_public", "p2p", tmp_path, tmp_path),
