@@ -32,6 +32,15 @@ test runs (docs/detection.md "Flood escalation sweep", docs/agent.md). Counting 
 sources is what keeps a single loud client from escalating its server; the high score keeps
 a flooded server's own clients from alerting on anything but unusual flows.
 
+Both need alerts to start from. The ``volume`` part does not: a flow whose service
+(destination address, port, protocol) had started ``rate`` flows per 10 s (the decayed
+``Svc Flow Rate``), with ``sources`` distinct originators and ``unanswered`` unanswered
+flows among its last 32, alerts whatever its score. 200 flows, 16 sources, 16 unanswered:
+no held-out benign flow of ``benign_public`` reaches a rate of 125, the lab's busiest
+benign service has 5 sources; THC-IPv6 neighbour-discovery floods, which the model scores
+as ordinary router and neighbour advertisements, are caught 97-99 % (docs/agent.md). It
+reads the flow's context, which the flow meter keeps bounded, and keeps nothing itself.
+
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
 its last ``flood.sources`` distinct alerting sources.
@@ -46,7 +55,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "FloodRule", "flag_checks"]
+__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "FloodRule", "VolumeRule", "flag_checks"]
 
 #: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each), and as
 #: many destinations with their recently alerting sources.
@@ -105,15 +114,57 @@ class FloodRule:
 
 
 @dataclass(frozen=True)
+class VolumeRule:
+    """A flow whose service (destination address, port, protocol) started at least ``rate``
+    flows per 10 s (``Svc Flow Rate``), from at least ``sources`` distinct originators and
+    with at least ``unanswered`` of them unanswered among its last 32 flows in 10 s (``Svc
+    Recent Sources``, ``Svc Recent Unanswered``), alerts whatever its score: a flood from
+    spoofed sources that the model scores as ordinary one-packet flows."""
+
+    rate: float
+    sources: int
+    unanswered: int
+
+    @classmethod
+    def from_dict(cls, d: Any) -> VolumeRule:
+        """From a bundle's ``escalation.volume`` object; ValueError naming what is wrong."""
+        w = "escalation.volume"
+        d = _object(d, w, ("rate", "sources", "unanswered"))
+        return cls(_number(d, "rate", w, 0, None, True), _whole(d, "sources", w), _whole(d, "unanswered", w))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rate": self.rate, "sources": self.sources, "unanswered": self.unanswered}
+
+    def matches(self, rate: float, sources: float, unanswered: float) -> bool:
+        """True when a flow's context values meet the rule."""
+        return rate >= self.rate and sources >= self.sources and unanswered >= self.unanswered
+
+    @staticmethod
+    def why(rate: float, sources: float, unanswered: float) -> dict[str, Any]:
+        """The ``alert.context.escalated`` object of a flow the rule flags: its own values."""
+        return {
+            "service_flow_rate": round(rate),
+            "service_sources": int(sources),
+            "service_unanswered": int(unanswered),
+        }
+
+
+#: The flow context columns a :class:`VolumeRule` reads (schema ``edge-flows-94``), in order.
+VOLUME_COLUMNS = ("Svc Flow Rate", "Svc Recent Sources", "Svc Recent Unanswered")
+
+
+@dataclass(frozen=True)
 class EscalationRule:
     """``alerts`` alerts from one source against one destination within ``window_s`` s lower
     the threshold of its flows to that destination to ``threshold``; with ``flood``, alerts
-    against one destination from many sources lower the threshold of all its flows."""
+    against one destination from many sources lower the threshold of all its flows; with
+    ``volume``, a flow to a service flooded by many unanswered sources alerts at any score."""
 
     alerts: int
     window_s: float
     threshold: float
     flood: FloodRule | None = None
+    volume: VolumeRule | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EscalationRule:
@@ -121,17 +172,21 @@ class EscalationRule:
         w = "escalation"
         d = _object(d, w, ("alerts", "window_s", "threshold"))
         flood = FloodRule.from_dict(d["flood"]) if d.get("flood") is not None else None
+        volume = VolumeRule.from_dict(d["volume"]) if d.get("volume") is not None else None
         return cls(
             _whole(d, "alerts", w),
             _number(d, "window_s", w, 0, None, True),
             _number(d, "threshold", w, 0, 1, False),
             flood,
+            volume,
         )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"alerts": self.alerts, "window_s": self.window_s, "threshold": self.threshold}
         if self.flood is not None:
             d["flood"] = self.flood.to_dict()
+        if self.volume is not None:
+            d["volume"] = self.volume.to_dict()
         return d
 
     @property
@@ -146,6 +201,12 @@ class EscalationRule:
             f = self.flood
             text += f"; alerts from {f.sources} sources against one host in {f.window_s:g} s"
             text += f", then from {f.threshold:g}"
+        if self.volume is not None:
+            v = self.volume
+            text += (
+                f"; any flow to a service of >= {v.rate:g} flows/10 s from >= {v.sources} sources, "
+                f">= {v.unanswered} unanswered"
+            )
         return text
 
 
@@ -240,26 +301,37 @@ def flag_checks(
     keys: Sequence[Hashable],
     threshold: float,
     rule: EscalationRule | None,
+    volume: Sequence[bool] | None = None,
 ) -> list[int | None]:
     """Per flow, the capture time (µs) of its first check that alerts, or None.
 
     ``checks[i]``: flow ``i``'s classifications (time µs, score) as the agent made them (a
     replay with nothing alerting, so every check is made); ``keys[i]``: its escalation key
-    (``(src, dst)``). A check alerts at ``threshold``, or when :meth:`Escalator.why` says it
-    is escalated by the alerts before it, taken in time order as the agent takes them.
+    (``(src, dst)``); ``volume[i]``: whether its context meets ``rule.volume`` (then its
+    first check alerts, whatever its score). A check alerts at ``threshold``, or when
+    :meth:`Escalator.why` says it is escalated by the alerts before it, taken in time order as
+    the agent takes them.
     """
-    if rule is None or rule.low >= threshold:
+    forced = volume if rule is not None and rule.volume is not None and volume is not None else None
+    if rule is None or (rule.low >= threshold and forced is None):
         return [next((t for t, s in c if s >= threshold), None) for c in checks]
     esc = Escalator(rule)
-    low = rule.low
+    low = min(rule.low, threshold)
     events: Iterable[tuple[int, int, float]] = sorted(
-        (t, i, s) for i, c in enumerate(checks) for t, s in c if s >= low
+        (t, i, s)
+        for i, c in enumerate(checks)
+        for k, (t, s) in enumerate(c)
+        if s >= low or (k == 0 and forced is not None and forced[i])
     )
     out: list[int | None] = [None] * len(checks)
     for t, i, s in events:
         if out[i] is not None:
             continue
-        if s >= threshold or esc.why(keys[i], s, t) is not None:  # type: ignore[arg-type]
+        if (
+            s >= threshold
+            or (forced is not None and forced[i])
+            or (s >= rule.low and esc.why(keys[i], s, t) is not None)  # type: ignore[arg-type]
+        ):
             out[i] = t
             esc.alerted(keys[i], t)
     return out

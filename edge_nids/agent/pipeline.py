@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig, AlertsConfig
-from edge_nids.agent.escalate import EscalationRule, Escalator
+from edge_nids.agent.escalate import VOLUME_COLUMNS, EscalationRule, Escalator
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
@@ -84,6 +84,9 @@ class Model:
         """True when the model reads ``schema.EDGE_FLOWS`` (the 78 CIC columns, state, context)."""
         return bool(self.bundle.schema_name == EDGE_FLOWS.name)
 
+
+#: where a volume rule's context values are in an ``EDGE_FLOWS`` row
+_VOLUME_IDX = [EDGE_FLOWS.index(c) for c in VOLUME_COLUMNS]
 
 #: score -> its flowvar text: an int8 model has 256 output values, and the text costs
 #: 0.45 µs (round, repr) against a 30 ns lookup; bounded for float models
@@ -362,13 +365,26 @@ class Pipeline:
         families = dict(zip(named, names, strict=True))
         esc = self.escalator
         low = esc.rule.low if esc is not None else thr
+        # the volume rule: flows to a service flooded from many unanswered sources, any score
+        vol = esc.rule.volume if esc is not None and model.edge_schema else None
+        flooded: list[bool] | None = None
+        if vol is not None:
+            V = X[:, _VOLUME_IDX]
+            flooded = (
+                (V[:, 0] >= vol.rate) & (V[:, 1] >= vol.sources) & (V[:, 2] >= vol.unanswered)
+            ).tolist()
+            if not any(flooded):
+                flooded = None
         now_us = self.now_us
         for i, ((f, final), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
             escalated = None
-            if low <= s < thr and esc is not None and key not in alerted:
-                escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
+            if s < thr and esc is not None and key not in alerted:
+                if s >= low:
+                    escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
+                if escalated is None and flooded is not None and flooded[i]:
+                    escalated = vol.why(*X[i, _VOLUME_IDX].tolist())  # type: ignore[union-attr]
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
@@ -383,7 +399,8 @@ class Pipeline:
                 self._seen.pop(key, None)
                 if flows_out is not None:
                     ident = ident or flow_ident(f, seed)
-                    ev = self._flow_event(f, s, attack, cls, ident)
+                    # a flow that raised its alert while open is an attack whatever its last score
+                    ev = self._flow_event(f, s, attack or key in alerted, cls, ident)
                     sec = ev["flow"]
                     flows_out.emit(ev)
             else:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_nids.agent.escalate import EscalationRule, FloodRule, flag_checks
+from edge_nids.agent.escalate import VOLUME_COLUMNS, EscalationRule, FloodRule, VolumeRule, flag_checks
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
@@ -408,6 +408,17 @@ class Replayed:
     dsts: list[bytes] = field(default_factory=list)
     first_us: list[int] = field(default_factory=list)
     checks: list[list[tuple[int, float]]] = field(default_factory=list)
+    #: per flow its service context (``VOLUME_COLUMNS``: rate, sources, unanswered), which a
+    #: volume rule reads; empty in replays saved before it (then no flow meets such a rule)
+    svc: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def volume(self, rule: EscalationRule | None) -> list[bool] | None:
+        """Per flow: whether its context meets ``rule.volume`` (None: no such rule or values)."""
+        svc = getattr(self, "svc", None)
+        if rule is None or rule.volume is None or not svc:
+            return None
+        v = rule.volume
+        return [v.matches(*x) for x in svc]
 
     def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
         """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
@@ -417,7 +428,12 @@ class Replayed:
 
     def alert_us(self, thr: float, rule: EscalationRule | None = None) -> list[int | None]:
         """Per flow: capture time of its first alerting classification (as :meth:`flagged`), or None."""
-        return flag_checks(self.checks, list(zip(self.srcs, self.dsts, strict=True)), thr, rule)
+        keys = list(zip(self.srcs, self.dsts, strict=True))
+        return flag_checks(self.checks, keys, thr, rule, self.volume(rule))
+
+
+#: where the volume rule's values are in an ``EDGE_FLOWS`` row
+_VOLUME_IDX = [EDGE_FLOWS.index(c) for c in VOLUME_COLUMNS]
 
 
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
@@ -437,7 +453,9 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
         if final:
             del open_checks[id(flow)]
             out.labels.append(label if isinstance(label, str) else label(flow))
-            out.kinds.append(flow_kind(flow.edge_features()))
+            row = flow.edge_features()
+            out.kinds.append(flow_kind(row))
+            out.svc.append(tuple(float(row[i]) for i in _VOLUME_IDX))  # type: ignore[arg-type]
             out.srcs.append(flow.src)
             out.dsts.append(flow.dst)
             out.first_us.append(flow.first_us)
@@ -501,20 +519,39 @@ def _three(text: str, option: str, first: str) -> tuple[int, float, float] | Non
         raise ValueError(want) from None
 
 
-def parse_escalation(text: str, flood: str = "none") -> EscalationRule | None:
+def parse_escalation(text: str, flood: str = "none", volume: str = "none") -> EscalationRule | None:
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.05``) or ``none``, with
-    ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``;
+    ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``
+    and ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``;
     ValueError naming the problem."""
     pair = _three(text, "--escalation", "ALERTS")
     fl = _three(flood, "--flood-escalation", "SOURCES")
+    vol = _volume(volume)
     if pair is None:
-        if fl is not None:
-            raise ValueError("--flood-escalation needs --escalation (the bundle's rule holds both)")
+        if fl is not None or vol is not None:
+            raise ValueError("--flood-escalation and --volume need --escalation (one rule in the bundle)")
         return None
     d: dict[str, Any] = {"alerts": pair[0], "window_s": pair[1], "threshold": pair[2]}
     if fl is not None:
         d["flood"] = {"sources": fl[0], "window_s": fl[1], "threshold": fl[2]}
+    if vol is not None:
+        d["volume"] = vol.to_dict()
     return EscalationRule.from_dict(d)
+
+
+def _volume(text: str) -> VolumeRule | None:
+    """``--volume`` ``RATE,SOURCES,UNANSWERED`` or ``none``; ValueError naming the problem."""
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    want = f"--volume {text!r}: expected RATE,SOURCES,UNANSWERED or none"
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise ValueError(want)
+    try:
+        rate, sources, unanswered = float(parts[0]), int(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(want) from None
+    return VolumeRule.from_dict({"rate": rate, "sources": sources, "unanswered": unanswered})
 
 
 def _positive_int(text: str) -> int:
@@ -579,7 +616,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
-    rule = parse_escalation(args.escalation, args.flood_escalation)
+    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume)
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
@@ -719,6 +756,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.args["target_fpr"] = args.target_fpr
     res.args["escalation"] = args.escalation
     res.args["flood_escalation"] = args.flood_escalation
+    res.args["volume"] = args.volume
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -871,6 +909,43 @@ def _flood_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     return L
 
 
+#: Volume rules the report compares (rate per 10 s, sources, unanswered), with the rest shipped.
+VOLUME_SWEEP: tuple[tuple[float, int, int], ...] = ((100.0, 8, 8), (200.0, 16, 16), (400.0, 24, 24))
+
+
+def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the volume rule: none, and each of ``VOLUME_SWEEP``, at ``thr``."""
+    if not any(getattr(r, "svc", None) for r in res.agent.values()):
+        return []
+    L = [
+        "",
+        f"### Volume rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
+        "",
+        "| flows alert at any score when their service had | benign_public flagged | lab test benign "
+        "flagged | lab test SYN floods | attacker flows flagged (scan/flood/brute-force/slow-DoS captures) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rules = [None, *(VolumeRule(*v) for v in VOLUME_SWEEP)]
+    if rule.volume is not None and rule.volume not in rules:
+        rules.append(rule.volume)
+    for v in rules:
+        r = dataclasses.replace(rule, volume=v)
+        b, a_, _ = _judged(res, thr, r)
+        lab, syn = Tally(), Tally()
+        for rep_ in res.test.values():
+            for lab_, f in zip(rep_.labels, rep_.flagged(thr, r), strict=True):
+                if lab_ == BENIGN:
+                    lab.add(0, f)
+                elif lab_ == "DoS SYN Flood":
+                    syn.add(0, f)
+        what = "(no volume rule)"
+        if v is not None:
+            what = f">= {v.rate:g} flows/10 s, >= {v.sources} sources, >= {v.unanswered} unanswered"
+        mark = " (shipped)" if v == rule.volume else ""
+        L.append(f"| {what}{mark} | {b.cell(0)} | {lab.cell(0)} | {syn.cell(0)} | {a_.cell(0)} |")
+    return L
+
+
 def _seeds_cell(a: dict[str, Any]) -> str:
     """A run's seed, with its networks' own seed and ensemble size where they differ from it."""
     text = str(a.get("seed", "?"))
@@ -1003,6 +1078,11 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.flood is None
                 else f", or {rule.flood.threshold:g} while its destination was under a many-source flood"
             )
+            + (
+                ""
+                if rule.volume is None
+                else ", or, at any score, when its service was flooded (the volume rule)"
+            )
             + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
@@ -1025,6 +1105,13 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 else f"; a destination that alerts were raised against by {rule.flood.sources} distinct "
                 f"sources within {rule.flood.window_s:g} s has every flow to it alert from "
                 f"{rule.flood.threshold:g} on (a spoofed flood's sources never escalate as pairs)"
+            )
+            + (
+                ""
+                if rule.volume is None
+                else f"; a flow whose service had started {rule.volume.rate:g} flows per 10 s (decayed), "
+                f"with {rule.volume.sources} distinct originators and {rule.volume.unanswered} "
+                "unanswered among its last 32, alerts whatever its score (the volume rule)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1116,6 +1203,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
     if rule is not None:
         L += _escalation_sweep(res, thr, rule)
         L += _flood_sweep(res, thr, rule)
+        L += _volume_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1190,6 +1278,15 @@ def _escalation_arg(text: str) -> str:
         parse_escalation(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--escalation {text!r}: ")) from None
+    return text
+
+
+def _volume_arg(text: str) -> str:
+    """argparse type of ``--volume``: the text, once it parses."""
+    try:
+        _volume(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--volume {text!r}: ")) from None
     return text
 
 
@@ -1270,6 +1367,15 @@ def register(sub: Any) -> None:
         help="with --escalation, its flood part: alerts against one destination from SOURCES distinct "
         "sources within WINDOW_S s have every flow to it alert from THRESHOLD on (default 10,10,0.5; "
         "none: no flood rule)",
+    )
+    p.add_argument(
+        "--volume",
+        default="200,16,16",
+        type=_volume_arg,
+        metavar="RATE,SOURCES,UNANSWERED",
+        help="with --escalation, its volume part: a flow whose service started RATE flows per 10 s "
+        "(decayed), SOURCES distinct originators and UNANSWERED unanswered among its last 32 "
+        "alerts whatever its score (default 200,16,16; none: no volume rule)",
     )
     p.add_argument(
         "--compare-work",

@@ -9,12 +9,13 @@ judging of the same replay, which must give the agent's own alerts.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
 import pytest
 
-from edge_nids.agent.escalate import EscalationRule, Escalator, FloodRule, flag_checks
+from edge_nids.agent.escalate import EscalationRule, Escalator, FloodRule, VolumeRule, flag_checks
 
 RULE = EscalationRule(alerts=3, window_s=10.0, threshold=0.5)
 A, B = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
@@ -317,3 +318,51 @@ def test_a_flood_escalated_alert_says_why(tmp_path: Path, shared_data: Path, age
             "threshold": flood["threshold"],
         }
         assert flood["threshold"] <= ctx["score"] < ctx["threshold"]
+
+
+def test_the_volume_rule_catches_an_ipv6_flood_the_model_scores_as_ordinary(
+    repo_root: Path, agent_bundle: Path
+) -> None:
+    """tests/agent/data/thc_flood_advertise6.pcap: THC-IPv6's flood_advertise6 recorded on a veth
+    (tests/agent/data/README.md): the victim's own MLD report, then 599 neighbour advertisements
+    from 599 spoofed link-local sources to ff02::1 within 0.7 ms. The k-th of them (from 0)
+    sees k earlier flows to its service (no decay in 0.7 ms), 32 distinct unanswered
+    sources once k >= 32: the default's volume rule (200 flows per 10 s, 16 sources, 16
+    unanswered) flags the 201st on, 399 flows, and the model alone flags none."""
+    from .make_golden import run_agent
+
+    pcap = repo_root / "tests" / "agent" / "data" / "thc_flood_advertise6.pcap"
+    pipe, model, with_rule, finals = _replay(pcap, agent_bundle, escalate=True)
+    assert model.escalation is not None and model.escalation.volume is not None
+    assert len(finals) == 600
+    _, _, without, _ = _replay(pcap, agent_bundle, escalate=False)
+    assert not without  # every flow scores below the threshold on its own
+    flooded = {k for k in with_rule if k[1] == ipaddress.ip_address("ff02::1").packed}
+    assert len(with_rule) == len(flooded) == 399 == pipe.stats.escalated
+    # the same flows a user sees: 600 flow events, 399 of them attacks, each alert says why
+    alerts, flows, _ = run_agent(pcap, agent_bundle)
+    assert len(flows) == 600
+    from edge_nids.agent.records import flow_verdict
+
+    attacks = [f for f in flows if flow_verdict(f) == "attack"]
+    assert len(attacks) == 399 and all(f["dest_ip"] == "ff02::1" for f in attacks)
+    rates = sorted(a["alert"]["context"]["escalated"]["service_flow_rate"] for a in alerts)
+    assert rates == list(range(200, 599))
+    assert all(
+        a["alert"]["context"]["escalated"]["service_sources"] == 32
+        and a["alert"]["context"]["escalated"]["service_unanswered"] == 32
+        for a in alerts
+    )
+
+
+def test_flag_checks_applies_the_volume_rule_at_a_flows_first_check() -> None:
+    rule = EscalationRule(6, 60.0, 0.05, volume=VolumeRule(200.0, 16, 16))
+    checks = [[(0, 0.01), (5, 0.02)], [(1, 0.01)], [(2, 0.99)]]
+    keys = [(A, V), (B, V), (A, B)]
+    assert flag_checks(checks, keys, 0.9, rule, [True, False, False]) == [0, None, 2]
+    assert flag_checks(checks, keys, 0.9, rule, None) == [None, None, 2]  # no values, no rule
+    assert VolumeRule.from_dict(VolumeRule(200.0, 16, 16).to_dict()) == VolumeRule(200.0, 16, 16)
+    with pytest.raises(ValueError, match=r"escalation\.volume\.sources must be a whole number"):
+        EscalationRule.from_dict({**RULE.to_dict(), "volume": {"rate": 200, "sources": 0, "unanswered": 16}})
+    with pytest.raises(ValueError, match=r"escalation\.volume lacks unanswered"):
+        EscalationRule.from_dict({**RULE.to_dict(), "volume": {"rate": 200, "sources": 16}})
