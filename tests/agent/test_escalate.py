@@ -353,6 +353,10 @@ def test_the_volume_rule_catches_an_ipv6_flood_the_model_scores_as_ordinary(
         and a["alert"]["context"]["escalated"]["service_unanswered"] == 32
         for a in alerts
     )
+    # ICMPv6 flows are never named by a family of another transport (SYN, UDP or HTTP flood)
+    from edge_nids.agent.families import FAMILY_PROTOCOLS
+
+    assert not {a["alert"]["context"]["family"] for a in alerts} & set(FAMILY_PROTOCOLS)
 
 
 def test_flag_checks_applies_the_volume_rule_at_a_flows_first_check() -> None:
