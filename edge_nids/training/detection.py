@@ -505,16 +505,19 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
     return THRESHOLDS[-1]
 
 
-def _three(text: str, option: str, first: str) -> tuple[int, float, float] | None:
-    """``N,WINDOW_S,THRESHOLD`` of ``option`` or None for ``none``; ValueError naming the problem."""
+def _three(
+    text: str, option: str, names: str = "N,WINDOW_S,THRESHOLD", types: tuple[type, ...] = (int, float, float)
+) -> tuple[Any, ...] | None:
+    """The three comma-separated values ``names`` of ``option`` (of ``types``), or None for
+    ``none``; ValueError naming the problem."""
     if text.strip().lower() in ("none", "off", ""):
         return None
-    want = f"{option} {text!r}: expected {first},WINDOW_S,THRESHOLD or none"
+    want = f"{option} {text!r}: expected {names} or none"
     parts = text.split(",")
     if len(parts) != 3:
         raise ValueError(want)
     try:
-        return int(parts[0]), float(parts[1]), float(parts[2])
+        return tuple(t(p) for t, p in zip(types, parts, strict=True))
     except ValueError:
         raise ValueError(want) from None
 
@@ -524,8 +527,8 @@ def parse_escalation(text: str, flood: str = "none", volume: str = "none") -> Es
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``
     and ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``;
     ValueError naming the problem."""
-    pair = _three(text, "--escalation", "ALERTS")
-    fl = _three(flood, "--flood-escalation", "SOURCES")
+    pair = _three(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
+    fl = _three(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
     if pair is None:
         if fl is not None or vol is not None:
@@ -541,17 +544,10 @@ def parse_escalation(text: str, flood: str = "none", volume: str = "none") -> Es
 
 def _volume(text: str) -> VolumeRule | None:
     """``--volume`` ``RATE,SOURCES,UNANSWERED`` or ``none``; ValueError naming the problem."""
-    if text.strip().lower() in ("none", "off", ""):
+    v = _three(text, "--volume", "RATE,SOURCES,UNANSWERED", (float, int, int))
+    if v is None:
         return None
-    want = f"--volume {text!r}: expected RATE,SOURCES,UNANSWERED or none"
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise ValueError(want)
-    try:
-        rate, sources, unanswered = float(parts[0]), int(parts[1]), int(parts[2])
-    except ValueError:
-        raise ValueError(want) from None
-    return VolumeRule.from_dict({"rate": rate, "sources": sources, "unanswered": unanswered})
+    return VolumeRule.from_dict({"rate": v[0], "sources": v[1], "unanswered": v[2]})
 
 
 def _positive_int(text: str) -> int:
@@ -846,6 +842,15 @@ def _judged(res: Results, thr: float, rule: EscalationRule | None) -> tuple[Tall
     return ben, att, per
 
 
+def _lab_judged(res: Results, thr: float, rule: EscalationRule | None) -> Tally:
+    """The lab test runs' flows and flagged flows by label, at ``thr`` with ``rule``."""
+    t = Tally()
+    for r in res.test.values():
+        for label, fl in zip(r.labels, r.flagged(thr, rule), strict=True):
+            t.add(label, fl)
+    return t
+
+
 #: Escalation thresholds the report compares (with the rule's count and window).
 ESCALATION_SWEEP: tuple[float, ...] = (0.5, 0.3, 0.2, 0.1, 0.05)
 
@@ -878,35 +883,57 @@ FLOOD_SWEEP: tuple[tuple[int, float, float], ...] = (
 )
 
 
+def _part_sweep(
+    res: Results,
+    thr: float,
+    rule: EscalationRule,
+    part: str,
+    options: Sequence[Any],
+    title: str,
+    head: str,
+    describe: Callable[[Any], str],
+    cells: Callable[[Tally, Tally, Tally], list[str]],
+) -> list[str]:
+    """A report table comparing one optional part of ``rule`` (the field ``part``): none, each
+    of ``options`` and the shipped one, at ``thr``. ``describe`` names a row's option (None:
+    none); ``cells(benign_public, attackers, lab test by label)`` gives its other cells."""
+    shipped = getattr(rule, part)
+    rows = [None, *options]
+    if shipped is not None and shipped not in rows:
+        rows.append(shipped)
+    L = ["", title, "", head, "|---|" + "---:|" * (head.count("|") - 2)]
+    for o in rows:
+        r = dataclasses.replace(rule, **{part: o})
+        b, a_, _ = _judged(res, thr, r)
+        mark = " (shipped)" if o == shipped else ""
+        L.append(f"| {describe(o)}{mark} | " + " | ".join(cells(b, a_, _lab_judged(res, thr, r))) + " |")
+    return L
+
+
 def _flood_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the flood rule: none, and each of ``FLOOD_SWEEP``, at ``thr``."""
-    L = [
-        "",
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "flood",
+        [FloodRule(*f) for f in FLOOD_SWEEP],
         f"### Flood escalation sweep (agent, held-out captures, threshold {thr:.4f}, pair rule as shipped)",
-        "",
         "| alerts against one destination from | benign_public flagged | lab test benign flagged "
         "| attacker flows flagged (scan/flood/brute-force/slow-DoS captures) "
         "| `sop_syn_flood` (spoofed sources) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    rules = [None, *(FloodRule(*f) for f in FLOOD_SWEEP)]
-    if rule.flood is not None and rule.flood not in rules:
-        rules.append(rule.flood)
-    for fl in rules:
-        r = dataclasses.replace(rule, flood=fl)
-        b, a_, _ = _judged(res, thr, r)
-        lab = Tally()
-        for rep_ in res.test.values():
-            for lab_, f in zip(rep_.labels, rep_.flagged(thr, r), strict=True):
-                if lab_ == BENIGN:
-                    lab.add(0, f)
-        what = "(no flood rule)"
-        if fl is not None:
-            what = f"{fl.sources} sources in {fl.window_s:g} s, then from {fl.threshold:g}"
-        mark = " (shipped)" if fl == rule.flood else ""
-        sop = a_.cell("sop_syn_flood") if "sop_syn_flood" in a_.n else "—"
-        L.append(f"| {what}{mark} | {b.cell(0)} | {lab.cell(0)} | {a_.cell(0)} | {sop} |")
-    return L
+        lambda f: (
+            "(no flood rule)"
+            if f is None
+            else f"{f.sources} sources in {f.window_s:g} s, then from {f.threshold:g}"
+        ),
+        lambda b, a_, lab: [
+            b.cell(0),
+            lab.cell(BENIGN),
+            a_.cell(0),
+            a_.cell("sop_syn_flood") if "sop_syn_flood" in a_.n else "—",
+        ],
+    )
 
 
 #: Volume rules the report compares (rate per 10 s, sources, unanswered), with the rest shipped.
@@ -917,33 +944,22 @@ def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the volume rule: none, and each of ``VOLUME_SWEEP``, at ``thr``."""
     if not any(getattr(r, "svc", None) for r in res.agent.values()):
         return []
-    L = [
-        "",
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "volume",
+        [VolumeRule(*v) for v in VOLUME_SWEEP],
         f"### Volume rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
-        "",
         "| flows alert at any score when their service had | benign_public flagged | lab test benign "
         "flagged | lab test SYN floods | attacker flows flagged (scan/flood/brute-force/slow-DoS captures) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    rules = [None, *(VolumeRule(*v) for v in VOLUME_SWEEP)]
-    if rule.volume is not None and rule.volume not in rules:
-        rules.append(rule.volume)
-    for v in rules:
-        r = dataclasses.replace(rule, volume=v)
-        b, a_, _ = _judged(res, thr, r)
-        lab, syn = Tally(), Tally()
-        for rep_ in res.test.values():
-            for lab_, f in zip(rep_.labels, rep_.flagged(thr, r), strict=True):
-                if lab_ == BENIGN:
-                    lab.add(0, f)
-                elif lab_ == "DoS SYN Flood":
-                    syn.add(0, f)
-        what = "(no volume rule)"
-        if v is not None:
-            what = f">= {v.rate:g} flows/10 s, >= {v.sources} sources, >= {v.unanswered} unanswered"
-        mark = " (shipped)" if v == rule.volume else ""
-        L.append(f"| {what}{mark} | {b.cell(0)} | {lab.cell(0)} | {syn.cell(0)} | {a_.cell(0)} |")
-    return L
+        lambda v: (
+            "(no volume rule)"
+            if v is None
+            else f">= {v.rate:g} flows/10 s, >= {v.sources} sources, >= {v.unanswered} unanswered"
+        ),
+        lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("DoS SYN Flood"), a_.cell(0)],
+    )
 
 
 def _seeds_cell(a: dict[str, Any]) -> str:
@@ -1272,31 +1288,24 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
     return "\n".join(L)
 
 
-def _escalation_arg(text: str) -> str:
-    """argparse type of ``--escalation``: the text, once :func:`parse_escalation` took it."""
-    try:
-        parse_escalation(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--escalation {text!r}: ")) from None
-    return text
+def _option_type(option: str, parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type for ``option``: the text, once ``parse`` took it (its ValueError becomes
+    argparse's usage error, naming the option)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{option} {text!r}: ")) from None
+        return text
+
+    check.__name__ = option
+    return check
 
 
-def _volume_arg(text: str) -> str:
-    """argparse type of ``--volume``: the text, once it parses."""
-    try:
-        _volume(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--volume {text!r}: ")) from None
-    return text
-
-
-def _flood_arg(text: str) -> str:
-    """argparse type of ``--flood-escalation``: the text, once it parses."""
-    try:
-        parse_escalation("1,1,0", text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--flood-escalation {text!r}: ")) from None
-    return text
+_escalation_arg = _option_type("--escalation", parse_escalation)
+_flood_arg = _option_type("--flood-escalation", lambda text: parse_escalation("1,1,0", text))
+_volume_arg = _option_type("--volume", lambda text: _volume(text))
 
 
 def register(sub: Any) -> None:
