@@ -207,6 +207,15 @@ def _replay(pcap: Path, bundle: Path, escalate: bool, threshold: float | None = 
     return pipe, model, alerted, finals
 
 
+def _service_context(pcap: Path, bundle: Path) -> tuple[list[tuple[bytes, bytes]], list[tuple[float, ...]]]:
+    """Per ended flow, in the order the agent ends them: its (src, dst) and the context a
+    volume rule reads (the evaluation's replay, ``edge_nids.training.detection.replay``)."""
+    from edge_nids.training.detection import replay
+
+    rep = replay(bundle, pcap, "x")
+    return list(zip(rep.srcs, rep.dsts, strict=True)), rep.svc
+
+
 def test_the_agent_escalates_on_the_demo_capture_and_the_evaluation_agrees(
     repo_root: Path, agent_bundle: Path
 ) -> None:
@@ -339,6 +348,13 @@ def test_the_volume_rule_catches_an_ipv6_flood_the_model_scores_as_ordinary(
     assert not without  # every flow scores below the threshold on its own
     flooded = {k for k in with_rule if k[1] == ipaddress.ip_address("ff02::1").packed}
     assert len(with_rule) == len(flooded) == 399 == pipe.stats.escalated
+    # the evaluation's way: judge the checks afterwards with each flow's service context
+    keys, checks, pairs = zip(*finals, strict=True)
+    order, svc = _service_context(pcap, agent_bundle)
+    assert order == list(pairs)  # the same flows in the same order
+    vol = [model.escalation.volume.matches(*c) for c in svc]
+    judged = flag_checks(checks, pairs, model.threshold, model.escalation, vol)
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == with_rule
     # the same flows a user sees: 600 flow events, 399 of them attacks, each alert says why
     alerts, flows, _ = run_agent(pcap, agent_bundle)
     assert len(flows) == 600
