@@ -34,7 +34,7 @@ PACKET_OUTGOING = 4
 
 # tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status, num_pkts,
 # offset_to_first_pkt (blk_len, seq_num and the first/last timestamps follow, unused)
-_BLOCK = struct.Struct("=8xIII")
+_BLOCK = struct.Struct("=12xII")  # num_pkts, offset_to_first_pkt
 _STATUS_AT = 8
 _STATUS = struct.Struct("=I")
 # tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, (tp_status), tp_mac, ...;
@@ -127,16 +127,25 @@ class RxRing:
     def pending(self) -> bool:
         """True if the block the kernel fills now holds frames it has not handed over yet."""
         base = self._block * self.block_size
-        status, n, _ = _BLOCK.unpack_from(self._mm, base)
-        return not status & TP_STATUS_USER and n > 0
+        if _STATUS.unpack_from(self._mm, base + _STATUS_AT)[0] & TP_STATUS_USER:
+            return False
+        return _BLOCK.unpack_from(self._mm, base)[0] > 0
 
     def read(self, max_n: int) -> list[tuple[int, int, bytes, int]]:
         """Up to ``max_n`` frames from the retired blocks, oldest first; [] if none is waiting.
 
-        A block is given back to the kernel as soon as its last frame is read. The frames'
-        headers are read after the block's status says it is the reader's: the kernel writes
-        them before it sets that status (``smp_wmb``), and every later read depends on offsets
-        read from the block after its status.
+        A block is given back to the kernel as soon as its last frame is read. The kernel
+        writes a block's frames and counts, then (``smp_wmb``) its status; the reader must
+        load the status before them. libpcap does that with an acquire load
+        (``__atomic_load_n(..., __ATOMIC_ACQUIRE)``), which Python cannot issue. So the
+        status is read alone, and the counts it guards (``num_pkts``, the first frame's
+        offset) by a second, separate read only once it says the block is ours, and every
+        frame read depends on offsets from those: on x86 loads are not reordered with
+        loads; on arm64 the two reads are one interpreted branch and one C call apart,
+        hundreds of instructions, more than the reorder window of a Pi's Cortex-A72 or
+        -A76 (128 entries). Not an architectural guarantee; reading the counts in the same
+        12-byte read as the status would let the CPU serve them first, from before the
+        kernel's last frames.
         """
         out: list[tuple[int, int, bytes, int]] = []
         mm = self._mm
@@ -147,9 +156,9 @@ class RxRing:
         while len(out) < max_n:
             if not left:
                 base = self._block * self.block_size
-                status, n, first = _BLOCK.unpack_from(mm, base)
-                if not status & TP_STATUS_USER:
+                if not _STATUS.unpack_from(mm, base + _STATUS_AT)[0] & TP_STATUS_USER:
                     break
+                n, first = _BLOCK.unpack_from(mm, base)  # only now: see the docstring
                 if not n:
                     self._release()
                     continue
