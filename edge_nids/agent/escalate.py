@@ -55,7 +55,18 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_KEYS", "EscalationRule", "Escalator", "FloodRule", "VolumeRule", "flag_checks"]
+from edge_nids.flows.schema import EDGE_FLOWS
+
+__all__ = [
+    "DEFAULT_MAX_KEYS",
+    "VOLUME_COLUMNS",
+    "VOLUME_IDX",
+    "EscalationRule",
+    "Escalator",
+    "FloodRule",
+    "VolumeRule",
+    "flag_checks",
+]
 
 #: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each), and as
 #: many destinations with their recently alerting sources.
@@ -135,9 +146,10 @@ class VolumeRule:
     def to_dict(self) -> dict[str, Any]:
         return {"rate": self.rate, "sources": self.sources, "unanswered": self.unanswered}
 
-    def matches(self, rate: float, sources: float, unanswered: float) -> bool:
-        """True when a flow's context values meet the rule."""
-        return rate >= self.rate and sources >= self.sources and unanswered >= self.unanswered
+    def matches(self, rate: Any, sources: Any, unanswered: Any) -> Any:
+        """Whether a flow's context values meet the rule: a bool for numbers, a bool array for
+        arrays (one element per flow)."""
+        return (rate >= self.rate) & (sources >= self.sources) & (unanswered >= self.unanswered)
 
     @staticmethod
     def why(rate: float, sources: float, unanswered: float) -> dict[str, Any]:
@@ -149,8 +161,10 @@ class VolumeRule:
         }
 
 
-#: The flow context columns a :class:`VolumeRule` reads (schema ``edge-flows-94``), in order.
+#: The flow context columns a :class:`VolumeRule` reads (schema ``edge-flows-94``), in order,
+#: and where they are in an ``EDGE_FLOWS`` row.
 VOLUME_COLUMNS = ("Svc Flow Rate", "Svc Recent Sources", "Svc Recent Unanswered")
+VOLUME_IDX = [EDGE_FLOWS.index(c) for c in VOLUME_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -328,9 +342,7 @@ def flag_checks(
         if out[i] is not None:
             continue
         if (
-            s >= threshold
-            or (forced is not None and forced[i])
-            or (s >= rule.low and esc.why(keys[i], s, t) is not None)  # type: ignore[arg-type]
+            s >= threshold or (forced is not None and forced[i]) or esc.why(keys[i], s, t) is not None  # type: ignore[arg-type]
         ):
             out[i] = t
             esc.alerted(keys[i], t)

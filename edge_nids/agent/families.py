@@ -24,8 +24,6 @@ import numpy as np
 
 from edge_nids.flows.schema import EDGE_FLOWS
 
-_PROTOCOL = EDGE_FLOWS.index("Protocol")
-
 __all__ = [
     "DEFAULT_FAMILIES_PATH",
     "FAMILIES",
@@ -54,6 +52,7 @@ FAMILIES: tuple[str, ...] = (
 #: and attack captures) the trees put 2 flows in a family of another protocol (ICMPv6 named
 #: ``udp_flood``).
 FAMILY_PROTOCOLS: dict[str, int] = {"syn_flood": 6, "udp_flood": 17, "http_flood": 6}
+_PROTOCOL = EDGE_FLOWS.index("Protocol")
 
 #: The tree shipped with the agent.
 DEFAULT_FAMILIES_PATH = Path(__file__).resolve().parent / "data" / "families.json"
@@ -185,16 +184,11 @@ class FamilyModel:
     def names(self, X: np.ndarray) -> list[str]:
         """``EDGE_FLOWS`` rows → family names; a family that names a transport the flow does
         not use (:data:`FAMILY_PROTOCOLS`) is ``other``."""
-        out = [FAMILIES[i] for i in self.predict(X)]
-        proto: np.ndarray | None = None
-        for k, name in enumerate(out):
-            want = FAMILY_PROTOCOLS.get(name)
-            if want is not None:
-                if proto is None:
-                    proto = np.asarray(X, dtype=np.float64).reshape(len(out), -1)[:, _PROTOCOL]
-                if proto[k] != want:
-                    out[k] = "other"
-        return out
+        idx = self.predict(X)  # checks the shape
+        X = np.asarray(X, dtype=np.float64)
+        proto = (X[None, :] if X.ndim == 1 else X)[:, _PROTOCOL]
+        names = [FAMILIES[i] for i in idx]
+        return [n if FAMILY_PROTOCOLS.get(n, p) == p else "other" for n, p in zip(names, proto, strict=True)]
 
 
 def _depth(tree: dict[str, Any]) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig, AlertsConfig
-from edge_nids.agent.escalate import VOLUME_COLUMNS, EscalationRule, Escalator
+from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, Escalator
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
@@ -84,9 +84,6 @@ class Model:
         """True when the model reads ``schema.EDGE_FLOWS`` (the 78 CIC columns, state, context)."""
         return bool(self.bundle.schema_name == EDGE_FLOWS.name)
 
-
-#: where a volume rule's context values are in an ``EDGE_FLOWS`` row
-_VOLUME_IDX = [EDGE_FLOWS.index(c) for c in VOLUME_COLUMNS]
 
 #: score -> its flowvar text: an int8 model has 256 output values, and the text costs
 #: 0.45 µs (round, repr) against a 30 ns lookup; bounded for float models
@@ -369,10 +366,7 @@ class Pipeline:
         vol = esc.rule.volume if esc is not None and model.edge_schema else None
         flooded: list[bool] | None = None
         if vol is not None:
-            V = X[:, _VOLUME_IDX]
-            flooded = (
-                (V[:, 0] >= vol.rate) & (V[:, 1] >= vol.sources) & (V[:, 2] >= vol.unanswered)
-            ).tolist()
+            flooded = vol.matches(*X[:, VOLUME_IDX].T).tolist()
             if not any(flooded):
                 flooded = None
         now_us = self.now_us
@@ -384,7 +378,7 @@ class Pipeline:
                 if s >= low:
                     escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
                 if escalated is None and flooded is not None and flooded[i]:
-                    escalated = vol.why(*X[i, _VOLUME_IDX].tolist())  # type: ignore[union-attr]
+                    escalated = vol.why(*X[i, VOLUME_IDX].tolist())  # type: ignore[union-attr]
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_nids.agent.escalate import VOLUME_COLUMNS, EscalationRule, FloodRule, VolumeRule, flag_checks
+from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, FloodRule, VolumeRule, flag_checks
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
@@ -432,10 +432,6 @@ class Replayed:
         return flag_checks(self.checks, keys, thr, rule, self.volume(rule))
 
 
-#: where the volume rule's values are in an ``EDGE_FLOWS`` row
-_VOLUME_IDX = [EDGE_FLOWS.index(c) for c in VOLUME_COLUMNS]
-
-
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
     """Replay ``pcap`` through the agent's pipeline with ``bundle`` (the agent config's defaults),
     recording every classification of every flow, open-flow checks included."""
@@ -455,7 +451,7 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
             out.labels.append(label if isinstance(label, str) else label(flow))
             row = flow.edge_features()
             out.kinds.append(flow_kind(row))
-            out.svc.append(tuple(float(row[i]) for i in _VOLUME_IDX))  # type: ignore[arg-type]
+            out.svc.append(tuple(float(row[i]) for i in VOLUME_IDX))  # type: ignore[arg-type]
             out.srcs.append(flow.src)
             out.dsts.append(flow.dst)
             out.first_us.append(flow.first_us)
@@ -733,10 +729,7 @@ def run(args: argparse.Namespace) -> int:
 def _threshold_rule(args: argparse.Namespace, rule: EscalationRule | None) -> str:
     how = ""
     if rule is not None:
-        how = f", escalating by {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}"
-        if rule.flood is not None:
-            f = rule.flood
-            how += f" and by {f.sources} sources in {f.window_s:g} s at {f.threshold:g}"
+        how = f", escalating by {rule.describe()}"
     return f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows{how}"
 
 
@@ -985,14 +978,7 @@ def _run_to_run(res: Results, others: Sequence[tuple[str, Results]]) -> list[str
         "--work W -o W/bundle` (with `--init-seed S` where the networks' seed differs, `--ensemble K` "
         "for an ensemble), then this report re-rendered with `--report-only --compare-work W` "
         "(their bundles are not shipped). Each run judged at its own decision, and at "
-        f"this report's ({thr:.4f}"
-        + (f", escalation {rule.alerts} alerts in {rule.window_s:g} s at {rule.threshold:g}" if rule else "")
-        + (
-            f" and {rule.flood.sources} sources in {rule.flood.window_s:g} s at {rule.flood.threshold:g}"
-            if rule is not None and rule.flood is not None
-            else ""
-        )
-        + "):",
+        f"this report's ({thr:.4f}" + (f", escalation {rule.describe()}" if rule else "") + "):",
         "",
         "| run | seed | its threshold | benign_public flagged | attacker flows flagged "
         "| at this report's decision: benign_public | attacker flows | most flagged benign captures |",
@@ -1305,7 +1291,7 @@ def _option_type(option: str, parse: Callable[[str], object]) -> Callable[[str],
 
 _escalation_arg = _option_type("--escalation", parse_escalation)
 _flood_arg = _option_type("--flood-escalation", lambda text: parse_escalation("1,1,0", text))
-_volume_arg = _option_type("--volume", lambda text: _volume(text))
+_volume_arg = _option_type("--volume", _volume)
 
 
 def register(sub: Any) -> None:
