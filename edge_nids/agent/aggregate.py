@@ -110,6 +110,13 @@ class Aggregator:
             g.first_us = ts_us
         self.merged += 1
 
+    def next_close_us(self) -> int | None:
+        """Earliest capture time (µs) at which :meth:`tick` may close a window (None: none
+        open); a stale entry can make it early, never late."""
+        if self.window_us <= 0 or not self._due:
+            return None
+        return self._due[0][0] + self.window_us
+
     def tick(self, now_us: int) -> None:
         """Close windows that ended at or before ``now_us`` (µs, capture time)."""
         if self.window_us <= 0 or not self._groups:

@@ -38,7 +38,9 @@ class _Recorder:
         pass
 
 
-def _run(pcap: Path, bundle: Path, cfg: dict) -> tuple[Any, _Recorder, _Recorder, list[tuple[int, int]]]:
+def _run(
+    pcap: Path, bundle: Path, cfg: dict, defer_us: int = 0
+) -> tuple[Any, _Recorder, _Recorder, list[tuple[int, int]]]:
     from edge_nids.agent.pipeline import Pipeline
     from edge_nids.agent.service import load_model
 
@@ -49,6 +51,7 @@ def _run(pcap: Path, bundle: Path, cfg: dict) -> tuple[Any, _Recorder, _Recorder
 
     alerts, flows = _Recorder(), _Recorder()
     pipe = Pipeline(config, model, alerts, flows, AgentStats(), None)
+    pipe.defer_us = defer_us
 
     def scores(X: np.ndarray) -> np.ndarray:  # the real classifier, with its calls noted
         calls.append((pipe.now_us, len(X)))
@@ -181,3 +184,68 @@ def test_cached_score_text_is_the_rounded_score_repr() -> None:
 
     for v in (0.953125, 0.953125, 0.1234567, 1e-9, 1.0, 0.0, -0.0, 0.0, float("nan")):
         assert _score_text(v) == repr(round(v, 6))
+
+
+def _poll_and_stream(path: Path) -> Path:
+    """40 short HTTP connections 0.6 s apart (a poller), and a UDP flow sending every 0.2 s
+    alongside for 20 s (checked while open), in one capture."""
+    from .pcapgen import ipv4_udp, write_pcap
+    from .scenarios import T0, _http_conn
+
+    frames = []
+    for i in range(40):
+        frames += _http_conn(T0 + i * 600_000, "192.0.2.10", "198.51.100.80", 41000 + i)
+    frames += [
+        (T0 + 3_000 + k * 200_000, ipv4_udp("192.0.2.20", "198.51.100.9", 5000, 9999, b"x" * 40))
+        for k in range(100)
+    ]
+    write_pcap(path, sorted(frames, key=lambda r: r[0]))
+    return path
+
+
+def test_an_offline_replay_holds_ended_flows_back_with_the_same_records(
+    tmp_path: Path, agent_bundle: Path
+) -> None:
+    """``run --pcap`` holds batches of ended flows back (``Pipeline.defer_us``) so a sparse
+    capture's flows share model calls; every record is what the agent writes without that,
+    in the same order: alerts merged in windows that close during the capture (threshold 0:
+    every flow alerts, 2 s windows), open-flow checks in between, and on the shipped
+    threshold the scenario captures with their escalation."""
+    from edge_nids.agent.pipeline import REPLAY_DEFER_US
+    from edge_nids.agent.records import alert_count
+
+    from .pcapgen import ipv4_udp, write_pcap
+    from .scenarios import T0, _http_conn
+
+    pcap = _poll_and_stream(tmp_path / "poll.pcap")
+    every = {"model": {"path": str(agent_bundle), "threshold": 0.0}, "alerts": {"aggregate_window_s": 2}}
+    _, a0, f0, calls0 = _run(pcap, agent_bundle, every)
+    _, a1, f1, calls1 = _run(pcap, agent_bundle, every, REPLAY_DEFER_US)
+    assert len(f0.records) == 41 and len(a0.records) > 10
+    assert f1.records == f0.records
+    assert a1.records == a0.records
+    assert len(calls1) * 2 < len(calls0), (len(calls1), len(calls0))  # 14 against 40
+    assert sum(n for _, n in calls1) == sum(n for _, n in calls0)
+    # an idle flow ends long after its last packet: its alert (at that time) opens a group of
+    # its own in the live agent, as the window of the two connections' alerts closed at 2 s
+    late = tmp_path / "late.pcap"
+    write_pcap(
+        late,
+        sorted(
+            _http_conn(T0, "192.0.2.10", "198.51.100.80", 41000)
+            + _http_conn(T0 + 500_000, "192.0.2.10", "198.51.100.80", 41001)
+            + [(T0 + 1_000_000 + k, ipv4_udp("192.0.2.10", "198.51.100.80", 5000, 53, b"q")) for k in (0, 9)]
+            + [(T0 + 9_000_000, ipv4_udp("192.0.2.99", "198.51.100.9", 1, 2, b"end"))],
+            key=lambda r: r[0],
+        ),
+    )
+    every["flows"] = {"idle_timeout_s": 1.5, "classify_active_s": 5}  # no open-flow check
+    _, a0, f0, _ = _run(late, agent_bundle, every)
+    _, a1, f1, _ = _run(late, agent_bundle, every, REPLAY_DEFER_US)
+    assert [alert_count(a) for a in a0.records] == [1, 1, 1, 1]  # first, summary (1), udp, last
+    assert (a1.records, f1.records) == (a0.records, f0.records)
+    for scenario in write_scenarios(tmp_path / "scenarios"):
+        _, a0, f0, calls0 = _run(scenario, agent_bundle, {})
+        _, a1, f1, calls1 = _run(scenario, agent_bundle, {}, REPLAY_DEFER_US)
+        assert (a1.records, f1.records) == (a0.records, f0.records), scenario.stem
+        assert len(calls1) <= len(calls0)
