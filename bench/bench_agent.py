@@ -46,10 +46,13 @@ def _run(cmd: list[str]) -> tuple[int, float, int, str]:
 
 
 def _packets(pcap: Path) -> int:
-    from edge_nids.flows.pcap import open_capture
-
-    with open_capture(pcap) as cap:
-        return sum(1 for _ in cap)
+    """Records in ``pcap``, counted in a child process: reading a large capture here would
+    raise this process's peak RSS, which every child forked after it reports as its own
+    (Linux keeps the pre-exec high-water mark in ru_maxrss)."""
+    code = "import sys; from edge_nids.flows.pcap import open_capture\n"
+    code += "with open_capture(sys.argv[1]) as cap: print(sum(1 for _ in cap))"
+    out = subprocess.run([sys.executable, "-c", code, str(pcap)], check=True, capture_output=True, text=True)
+    return int(out.stdout)
 
 
 def _one_packet_pcap(src: Path, dst: Path) -> Path:
@@ -127,8 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         if rc1 or rc2:
             print(f"{pcap.name}: failed\n{e1}\n{e2}", file=sys.stderr)
             continue
-        lines = [json.loads(x) for x in alerts.read_text().splitlines()]
-        st = stats_counters([x for x in lines if x["event_type"] == "stats"][-1])
+        # only the last stats line is parsed: a spoofed flood writes ~100,000 alert lines, and
+        # holding them here would raise the peak RSS of every later child (see _packets)
+        last = None
+        with alerts.open() as f:
+            for line in f:
+                if '"event_type":"stats"' in line:  # the agent writes compact JSON
+                    last = line
+        st = stats_counters(json.loads(last or "{}"))
         print(
             f"| {pcap.name} | {n:,} | {n / w1:,.0f} | {r1 / 1024:.0f} | {n / w2:,.0f} "
             f"| {n / max(w2 - startup, 1e-3):,.0f} | {r2 / 1024:.0f} "
