@@ -328,3 +328,61 @@ def test_ensemble_is_one_model_averaging_members_of_other_seeds(tmp_path: Path) 
     assert meta["model"]["params"] == sum(m.count_params() for m in t.members)
     got = Classifier(out).scores(cf.X)
     assert np.abs(got - (p0 + p1)[:, 1] / 2).max() < 0.05  # int8 steps of the mean
+
+
+def test_check_sources_replay_with_the_shipped_bundle_and_get_their_own_section(tmp_path: Path) -> None:
+    """``--check``: each subfolder with captures is a source (a capture directly in the folder
+    makes the folder one); every capture is replayed through the bundle, a file that is no
+    capture is left out; the report gets one row per source at the report's decision."""
+    import shutil
+
+    from edge_nids.bundle import default_bundle_path
+    from edge_nids.training.detection import _checks_section, check_sources, replay_checks
+
+    data = ROOT / "tests" / "data"
+    (tmp_path / "scan").mkdir()
+    shutil.copy(data / "tcp_port_scan.pcap", tmp_path / "scan")
+    (tmp_path / "web").mkdir()
+    shutil.copy(data / "tcp_fin_close.pcap", tmp_path / "web")
+    (tmp_path / "web" / "notes.pcap").write_text("not a capture\n")
+    shutil.copy(data / "icmp_echo.pcap", tmp_path)
+    assert {k: [p.name for p in v] for k, v in check_sources([tmp_path]).items()} == {
+        tmp_path.name: ["icmp_echo.pcap"],
+        "scan": ["tcp_port_scan.pcap"],
+        "web": ["notes.pcap", "tcp_fin_close.pcap"],
+    }
+    checks = replay_checks(default_bundle_path(), [tmp_path])
+    assert sorted(checks["web"]) == ["tcp_fin_close.pcap"]  # notes.pcap left out
+    assert len(checks["scan"]["tcp_port_scan.pcap"].labels) == 40
+    assert set(checks["scan"]["tcp_port_scan.pcap"].labels) == {BENIGN}
+    res = Results([], {}, {}, {}, {}, {}, {}, {}, {}, 0.0, 0.5, {}, [], 0.0, checks=checks)
+    rows = {
+        r.split("|")[1].strip(): [c.strip() for c in r.strip("|").split("|")]
+        for r in _checks_section(res, 0.0, None)
+        if r.startswith("| ") and "---" not in r
+    }
+    # threshold 0: every flow flagged; columns: source, captures, flows, flagged, captures hit, top
+    assert rows["scan"][:5] == ["scan", "1", "40", "100.00 % (40/40)", "1"]
+    assert rows["scan"][5] == "`tcp_port_scan.pcap` 40/40"
+    assert rows["web"][:3] == ["web", "1", "1"]
+    high = {r.split("|")[1].strip(): r for r in _checks_section(res, 1.01, None) if r.startswith("| ")}
+    assert high["scan"].split("|")[4].strip() == "0.00 % (0/40)"
+
+
+def test_a_check_folder_without_captures_is_refused_before_any_training(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from edge_nids.training.detection import check_sources
+
+    (tmp_path / "empty").mkdir()
+    for bad, why in ((tmp_path / "missing", "not a folder"), (tmp_path / "empty", "no capture files")):
+        with pytest.raises(ValueError, match=why):
+            check_sources([bad])
+    cmd = [sys.executable, "-m", "edge_nids.cli", "detection", "--check", str(tmp_path / "empty")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"edge-nids detection: --check {tmp_path / 'empty'}: no capture files (.pcap, .pcapng, .cap) in it"
+    )
