@@ -468,6 +468,12 @@ class Pipeline:
                 if escalated:
                     stats.escalated += 1
                 raised = True
+                sid = stages.alert_fields(family)["signature_id"]
+                # a destination that many sources alert against (the flood rule's condition) has
+                # their alerts merged per signature, not per source: a spoofed flood is a few
+                # lines a window, not one per source
+                flood = esc is not None and esc.flooded(f.dst, now_us)
+                gkey = (None if flood else ident[2], ident[4], sid)
                 if self.suppress:
                     rec = self._alert(
                         f, s, final, cls, ident, sec=sec, family=family, x=x, escalated=escalated
@@ -476,12 +482,10 @@ class Pipeline:
                         stats.suppressed += 1  # not written; the flow event above keeps its verdict
                         raised = False  # nor does it count towards its source's escalation
                     else:
-                        self.aggregator.add(rec, f.last_us)
+                        self.aggregator.add(rec, f.last_us, gkey)
                 else:
                     # most alerts of a flood or scan are merged, never written: the record is built
                     # only if it is, from the flow as it is now (an open flow goes on changing)
-                    sid = stages.alert_fields(family)["signature_id"]
-                    gkey = (ident[2], ident[4], sid)
                     now = f if final else _FlowNow(f)
                     a_cfg = self.cfg.alerts
                     build = functools.partial(

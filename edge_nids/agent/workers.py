@@ -116,13 +116,14 @@ class _Forwarder:
         self.window_us = 0
         self.max_groups = 0
         self.emitted_lines = 0
-        self._batch: list[tuple[int, dict[str, Any]]] = []
+        self._batch: list[tuple[int, dict[str, Any], Any]] = []
 
     def __len__(self) -> int:
         return 0
 
     def add(self, alert: Any, ts_us: int, key: Any = None) -> None:
-        self._batch.append((ts_us, alert() if callable(alert) else alert))
+        # with its group key: the service's aggregation merges as a single process would
+        self._batch.append((ts_us, alert() if callable(alert) else alert, key))
         if len(self._batch) >= 256:
             self.flush()
 
@@ -367,10 +368,10 @@ def run_live_workers(svc: Any, iface: str, bpf: list[tuple[int, int, int, int]] 
         kind = msg[0]
         if kind == "alerts":
             agg = pipeline.aggregator
-            for ts, rec in msg[2]:
+            for ts, rec, key in msg[2]:
                 if ts > pipeline.now_us:
                     pipeline.now_us = ts
-                agg.add(rec, ts)
+                agg.add(rec, ts, key)
         elif kind == "stats":
             sums.snaps[i] = msg[2]
             sums.lat[i] = (msg[3], msg[4])

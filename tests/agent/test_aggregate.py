@@ -41,6 +41,26 @@ def test_groups_are_per_src_dest_signature() -> None:
     assert len(out) == 8 and sum(alert_count(r) for r in out) == 8
 
 
+def test_a_group_without_source_merges_every_source_against_its_destination() -> None:
+    """The pipeline's key for a destination flooded from many sources: (None, dest, sid)."""
+    out: list[dict[str, Any]] = []
+    agg = Aggregator(out.append, window_s=60)
+    for i in range(1000):  # 1,000 spoofed sources, one alert each, over 10 s
+        src = f"10.{i // 256}.{i % 256}.1"
+        agg.add(_alert(src, n=i), i * 10_000, (None, "192.0.2.1", 9000001))
+    agg.add(_alert("198.51.100.9", sid=2), 5 * S, (None, "192.0.2.1", 2))  # another signature
+    agg.add(_alert("198.51.100.9"), 6 * S, ("198.51.100.9", "192.0.2.1", 9000001))  # per source
+    agg.flush()
+    assert [(r["src_ip"], alert_count(r)) for r in out] == [
+        ("10.0.0.1", 1),  # the group's first alert, at once
+        ("198.51.100.9", 1),
+        ("198.51.100.9", 1),
+        ("10.3.231.1", 999),  # the summary carries the latest merged alert
+    ]
+    assert alert_aggregate(out[-1])["by"] == "destination"
+    assert all("by" not in (alert_aggregate(r) or {}) for r in out[:3])
+
+
 def test_quiet_group_is_forgotten_after_its_window() -> None:
     out: list[dict[str, Any]] = []
     agg = Aggregator(out.append, window_s=10)
