@@ -1499,6 +1499,12 @@ def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"edge-nids detection: {exc}", file=sys.stderr)
         return 2
+    if args.check and args.report_only and not (Path(args.out) / "bundle.json").is_file():
+        print(
+            f"edge-nids detection: --check replays through the bundle at -o, and there is none at {args.out}",
+            file=sys.stderr,
+        )
+        return 2
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     return run(args)
 

@@ -386,3 +386,10 @@ def test_a_check_folder_without_captures_is_refused_before_any_training(tmp_path
         done.stderr.strip()
         == f"edge-nids detection: --check {tmp_path / 'empty'}: no capture files (.pcap, .pcapng, .cap) in it"
     )
+    # with --report-only the bundle at -o must be there: it is what the captures are replayed through
+    (tmp_path / "empty" / "a.pcap").write_bytes((ROOT / "tests" / "data" / "icmp_echo.pcap").read_bytes())
+    cmd += ["--report-only", "-o", str(tmp_path / "nobundle")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    want = "edge-nids detection: --check replays through the bundle at -o, and there is none at "
+    assert done.stderr.strip() == want + str(tmp_path / "nobundle")
