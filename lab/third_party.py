@@ -121,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         for source, how, package, globs, lic in SOURCES:
-            root = _unpack(source, how, package, Path(tmp))
+            try:
+                root = _unpack(source, how, package, Path(tmp))
+            except subprocess.CalledProcessError as exc:
+                why = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+                print(
+                    f"lab.third_party: {' '.join(exc.cmd)} failed: {why[-1] if why else exc}", file=sys.stderr
+                )
+                return 1
             kept = 0
             for p in sorted(root.rglob("*")):
                 rel = p.relative_to(root).as_posix()
