@@ -27,6 +27,8 @@ import tempfile
 from fnmatch import fnmatch
 from pathlib import Path
 
+from edge_nids.flows.pcap import capture_format
+
 __all__ = ["SOURCES", "main"]
 
 #: (source, how, package, globs of the captures inside it, license of the package)
@@ -57,14 +59,6 @@ SOURCES: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ),
 )
 
-_MAGIC = {
-    b"\xd4\xc3\xb2\xa1",
-    b"\xa1\xb2\xc3\xd4",
-    b"\x4d\x3c\xb2\xa1",
-    b"\xa1\xb2\x3c\x4d",
-    b"\x0a\x0d\x0d\x0a",
-}
-
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -75,7 +69,7 @@ def _capture_bytes(data: bytes) -> bytes | None:
     or None if it is not a pcap or pcapng file."""
     while data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    return data if data[:4] in _MAGIC else None
+    return data if capture_format(data) else None
 
 
 def _unpack(source: str, how: str, package: str, work: Path) -> Path:

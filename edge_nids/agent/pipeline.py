@@ -376,10 +376,8 @@ class Pipeline:
         if not batch:
             return
         if self.defer_us and all(final for _, final, _ in batch):
-            if not self._deferred:
-                self._deferred_first_us = min(f.last_us for f, _, _ in batch)
-            else:
-                self._deferred_first_us = min(self._deferred_first_us, *(f.last_us for f, _, _ in batch))
+            first = min(f.last_us for f, _, _ in batch)
+            self._deferred_first_us = min(self._deferred_first_us, first) if self._deferred else first
             self._deferred += batch
             if len(self._deferred) >= self.batch_size:
                 self.flush_deferred()

@@ -43,6 +43,7 @@ __all__ = [
     "Capture",
     "CaptureError",
     "Record",
+    "capture_format",
     "open_capture",
 ]
 
@@ -90,6 +91,16 @@ _PCAP_MAGIC = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
+
+
+def capture_format(head: bytes) -> str | None:
+    """``"pcap"`` or ``"pcapng"`` for a file starting with ``head`` (its first 4 bytes or
+    more), else None (the formats this module reads)."""
+    magic = head[:4]
+    if magic in _PCAP_MAGIC:
+        return "pcap"
+    return "pcapng" if magic == _PCAPNG_SHB else None
+
 
 _BT_IDB = 1
 _BT_OPB = 2  # obsolete packet block
@@ -166,11 +177,12 @@ class Capture:
             if len(head) == 0:
                 raise CaptureError(f"{self.path}: empty file, not a capture")
             magic = head[:4]
-            if magic in _PCAP_MAGIC:
-                self.format = "pcap"
+            fmt = capture_format(head)
+            if fmt == "pcap":
+                self.format = fmt
                 self._init_pcap(head)
-            elif magic == _PCAPNG_SHB:
-                self.format = "pcapng"
+            elif fmt == "pcapng":
+                self.format = fmt
                 self._init_pcapng(head)
             elif magic in (b"\xa1\xb2\xcd\x34", b"\x34\xcd\xb2\xa1"):
                 raise CaptureError(
