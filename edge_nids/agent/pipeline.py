@@ -428,6 +428,8 @@ class Pipeline:
             flooded = vol.matches(*X[:, VOLUME_IDX].T).tolist()
             if not any(flooded):
                 flooded = None
+        # the sweep rule: flows of a source sweeping their destination's subnet, any score
+        sweep = esc.rule.sweep if esc is not None and model.edge_schema else None
         for i, ((f, final, now_us), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
@@ -437,6 +439,8 @@ class Pipeline:
                     escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
                 if escalated is None and flooded is not None and flooded[i]:
                     escalated = vol.why(*X[i, VOLUME_IDX].tolist())  # type: ignore[union-attr]
+                if escalated is None and sweep is not None and sweep.matches(*f.sweep):
+                    escalated = sweep.why(*f.sweep)
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]

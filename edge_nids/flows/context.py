@@ -11,6 +11,15 @@ they are at that moment (answered yet or not), so the values depend only on
 the order and times of packets: the same in ``extract`` and in the agent,
 whatever the batching or expiry timing.
 
+Besides the model's columns, ``observe`` sets ``flow.sweep``: how many other
+addresses of the destination's network (its /24, or /64 for IPv6; multicast and
+broadcast destinations none) the originator started flows to in those 10 s, and
+how many of those addresses have an unanswered flow among them. It is not a model
+input: the agent's sweep rule reads it (``edge_nids.agent.escalate.SweepRule``),
+because a host-discovery sweep (ICMP echo and connect probes across a subnet) is
+flows that each look ordinary, and the distinct-hosts count alone cannot tell it
+from a P2P client's peers, which are spread over the whole address space.
+
 Memory is constant per key (a ring of ``depth`` references) and bounded: at
 most ``max_keys`` originators and services each, least recently seen dropped
 first, so a flood of spoofed sources costs at most ``max_keys`` rings.
@@ -30,6 +39,7 @@ __all__ = [
     "CONTEXT_MAX_KEYS",
     "CONTEXT_WINDOW_US",
     "NO_CONTEXT",
+    "NO_SWEEP",
     "SERVICE_WINDOW_US",
     "ContextTracker",
     "unanswered",
@@ -82,6 +92,20 @@ CONTEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 #: The context of a flow that has none (first of its kind, or the ``cicids2017`` profile).
 NO_CONTEXT: tuple[int, ...] = (0,) * len(CONTEXT_COLUMNS)
+#: ``flow.sweep`` of a flow with no such history: (other subnet hosts, of them unanswered).
+NO_SWEEP: tuple[int, int] = (0, 0)
+
+
+def _network(addr: bytes) -> bytes | None:
+    """The /24 (IPv4) or /64 (IPv6) that ``addr`` belongs to; None for a multicast or broadcast
+    address (many groups of one link, ff02::1:ffXX:XXXX or 224.0.0.x, are no sweep)."""
+    if len(addr) == 4:
+        if addr[0] >= 224 or addr[3] == 255:  # multicast, reserved, limited or directed broadcast
+            return None
+        return addr[:3]
+    if addr[0] == 0xFF:
+        return None
+    return addr[:8]
 
 
 def unanswered(flow: Any) -> bool:
@@ -187,6 +211,10 @@ class ContextTracker:
             srcs.add(e.src)
             if unanswered(e):
                 sfailed += 1
+        if len(hosts) > 1 or (hosts and dst not in hosts):  # else no other host to count
+            net = _network(dst)
+            if net is not None:
+                flow.sweep = self._sweep(src_ring, recent, dst, net)
         src_ring.append(flow)
         svc_ring.append(flow)
         return (
@@ -204,3 +232,19 @@ class ContextTracker:
             src.rate(t0),
             svc.rate(t0),
         )
+
+    @staticmethod
+    def _sweep(ring: deque[Any], recent: int, dst: bytes, net: bytes) -> tuple[int, int]:
+        """(other addresses of ``net`` that the ring's flows since ``recent`` went to, how many
+        of those addresses have an unanswered flow among them)."""
+        n = len(net)
+        others: set[bytes] = set()
+        failed: set[bytes] = set()
+        for e in ring:
+            d = e.dst
+            if e.first_us < recent or d == dst or d[:n] != net or len(d) != len(dst):
+                continue
+            others.add(d)
+            if unanswered(e):
+                failed.add(d)
+        return len(others), len(failed)

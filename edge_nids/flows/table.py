@@ -44,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from edge_nids.flows.context import NO_CONTEXT, ContextTracker
+from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, ContextTracker
 from edge_nids.flows.features import FlowFeatures
 from edge_nids.flows.packet import ACK, FIN, RST, SYN, TCP, UDP, Packet, format_ip
 from edge_nids.flows.schema import PROFILES
@@ -126,6 +126,7 @@ class Flow(FlowFeatures):
         "proto",
         "sport",
         "src",
+        "sweep",
     )
 
     def __init__(self, cic: bool, src: bytes, dst: bytes, sport: int, dport: int, proto: int) -> None:
@@ -140,6 +141,9 @@ class Flow(FlowFeatures):
         self.handshake = False
         self.continued = False
         self.context: tuple[int, ...] = NO_CONTEXT
+        #: (other addresses of the destination's subnet the originator just contacted, of them
+        #: unanswered): ``flows.context``, read by the agent's sweep rule, not a model input
+        self.sweep: tuple[int, int] = NO_SWEEP
 
     @property
     def src_ip(self) -> str:

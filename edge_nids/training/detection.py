@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, FloodRule, VolumeRule, flag_checks
+from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, FloodRule, SweepRule, VolumeRule, flag_checks
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
@@ -422,14 +422,27 @@ class Replayed:
     #: per flow its service context (``VOLUME_COLUMNS``: rate, sources, unanswered), which a
     #: volume rule reads; empty in replays saved before it (then no flow meets such a rule)
     svc: list[tuple[float, float, float]] = field(default_factory=list)
+    #: per flow its ``flow.sweep`` (other hosts of its destination's subnet its source had just
+    #: contacted, of them unanswered), which a sweep rule reads; empty in replays saved before it
+    sweep: list[tuple[int, int]] = field(default_factory=list)
 
     def volume(self, rule: EscalationRule | None) -> list[bool] | None:
-        """Per flow: whether its context meets ``rule.volume`` (None: no such rule or values)."""
-        svc = getattr(self, "svc", None)
-        if rule is None or rule.volume is None or not svc:
+        """Per flow: whether its context meets ``rule.volume`` or ``rule.sweep``, the parts that
+        alert at any score (None: no such rule or values)."""
+        if rule is None:
             return None
-        v = rule.volume
-        return [v.matches(*x) for x in svc]
+        svc = getattr(self, "svc", None) if rule.volume is not None else None
+        sweep = getattr(self, "sweep", None) if rule.sweep is not None else None
+        if not svc and not sweep:
+            return None
+        out = [False] * len(self.checks)
+        if svc:
+            v = rule.volume
+            out = [v.matches(*x) for x in svc]  # type: ignore[union-attr]
+        if sweep:
+            sw = rule.sweep
+            out = [o or sw.matches(*x) for o, x in zip(out, sweep, strict=True)]  # type: ignore[union-attr]
+        return out
 
     def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
         """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
@@ -463,6 +476,7 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
             row = flow.edge_features()
             out.kinds.append(flow_kind(row))
             out.svc.append(tuple(float(row[i]) for i in VOLUME_IDX))  # type: ignore[arg-type]
+            out.sweep.append(tuple(flow.sweep))  # type: ignore[arg-type]
             out.srcs.append(flow.src)
             out.dsts.append(flow.dst)
             out.first_us.append(flow.first_us)
@@ -529,24 +543,46 @@ def _three(
         raise ValueError(want) from None
 
 
-def parse_escalation(text: str, flood: str = "none", volume: str = "none") -> EscalationRule | None:
-    """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,60,0.05``) or ``none``, with
-    ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``
-    and ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``;
-    ValueError naming the problem."""
+def parse_escalation(
+    text: str, flood: str = "none", volume: str = "none", sweep: str = "none"
+) -> EscalationRule | None:
+    """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
+    ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
+    ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none`` and ``--sweep``
+    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none``; ValueError naming the problem."""
     pair = _three(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
     fl = _three(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
+    sw = _sweep(sweep)
     if pair is None:
-        if fl is not None or vol is not None:
-            raise ValueError("--flood-escalation and --volume need --escalation (one rule in the bundle)")
+        if fl is not None or vol is not None or sw is not None:
+            raise ValueError(
+                "--flood-escalation, --volume and --sweep need --escalation (one rule in the bundle)"
+            )
         return None
     d: dict[str, Any] = {"alerts": pair[0], "window_s": pair[1], "threshold": pair[2]}
     if fl is not None:
         d["flood"] = {"sources": fl[0], "window_s": fl[1], "threshold": fl[2]}
     if vol is not None:
         d["volume"] = vol.to_dict()
+    if sw is not None:
+        d["sweep"] = sw.to_dict()
     return EscalationRule.from_dict(d)
+
+
+def _sweep(text: str) -> SweepRule | None:
+    """``--sweep`` ``HOSTS,UNANSWERED`` or ``none``; ValueError naming the problem."""
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    parts = text.split(",")
+    want = f"--sweep {text!r}: expected HOSTS,UNANSWERED or none"
+    if len(parts) != 2:
+        raise ValueError(want)
+    try:
+        hosts, unanswered = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(want) from None
+    return SweepRule.from_dict({"hosts": hosts, "unanswered": unanswered})
 
 
 def _volume(text: str) -> VolumeRule | None:
@@ -622,7 +658,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
-    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume)
+    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume, args.sweep)
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
@@ -802,6 +838,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.args["escalation"] = args.escalation
     res.args["flood_escalation"] = args.flood_escalation
     res.args["volume"] = args.volume
+    res.args["sweep"] = args.sweep
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -1011,6 +1048,36 @@ def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
+#: Sweep rules the report compares (other subnet hosts, of them unanswered), with the others shipped.
+SWEEP_SWEEP: tuple[tuple[int, int], ...] = ((4, 4), (8, 4), (8, 6), (12, 8), (16, 8))
+
+
+def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the sweep rule: none, and each of ``SWEEP_SWEEP``, at ``thr``."""
+    if not any(getattr(r, "sweep", None) for r in res.agent.values()):
+        return []
+
+    def alerting(a_: Tally) -> str:
+        return str(sum(1 for k in a_.n if k != 0 and a_.k[k]))
+
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "sweep",
+        [SweepRule(*v) for v in SWEEP_SWEEP],
+        f"### Sweep rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
+        "| flows alert at any score when their source had just contacted, in their destination's "
+        "subnet | benign_public flagged | lab test benign flagged | lab test port scans | attacker "
+        "flows flagged (scan/flood/brute-force/slow-DoS captures) | of those captures alerting on "
+        "the attacker |",
+        lambda v: (
+            "(no sweep rule)" if v is None else f">= {v.hosts} other hosts, >= {v.unanswered} unanswered"
+        ),
+        lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("PortScan"), a_.cell(0), alerting(a_)],
+    )
+
+
 def _seeds_cell(a: dict[str, Any]) -> str:
     """A run's seed, with its networks' own seed and ensemble size where they differ from it."""
     text = str(a.get("seed", "?"))
@@ -1141,6 +1208,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.volume is None
                 else ", or, at any score, when its service was flooded (the volume rule)"
             )
+            + ("" if rule.sweep is None else ", or, at any score, when its source was sweeping its subnet")
             + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
@@ -1170,6 +1238,14 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 else f"; a flow whose service had started {rule.volume.rate:g} flows per 10 s (decayed), "
                 f"with {rule.volume.sources} distinct originators and {rule.volume.unanswered} "
                 "unanswered among its last 32, alerts whatever its score (the volume rule)"
+            )
+            + (
+                ""
+                if rule.sweep is None
+                else f"; a flow whose source had, in the 10 s before, started flows to "
+                f"{rule.sweep.hosts} other addresses of the flow's destination /24 (/64 for IPv6), "
+                f"{rule.sweep.unanswered} of them with an unanswered flow, alerts whatever its score "
+                "(the sweep rule)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1262,6 +1338,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L += _escalation_sweep(res, thr, rule)
         L += _flood_sweep(res, thr, rule)
         L += _volume_sweep(res, thr, rule)
+        L += _sweep_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1383,6 +1460,7 @@ def _option_type(option: str, parse: Callable[[str], object]) -> Callable[[str],
 _escalation_arg = _option_type("--escalation", parse_escalation)
 _flood_arg = _option_type("--flood-escalation", lambda text: parse_escalation("1,1,0", text))
 _volume_arg = _option_type("--volume", _volume)
+_sweep_arg = _option_type("--sweep", _sweep)
 
 
 def register(sub: Any) -> None:
@@ -1438,12 +1516,12 @@ def register(sub: Any) -> None:
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")
     p.add_argument(
         "--escalation",
-        default="6,60,0.05",
+        default="6,300,0.05",
         type=_escalation_arg,
         metavar="ALERTS,WINDOW_S,THRESHOLD",
         help="the agent's escalation rule judged and written into the bundle: a source that raised "
         "ALERTS alerts against one destination within WINDOW_S s has its flows to it alert from "
-        "THRESHOLD on (default 6,60,0.05; none: no escalation)",
+        "THRESHOLD on (default 6,300,0.05; none: no escalation)",
     )
     p.add_argument(
         "--flood-escalation",
@@ -1462,6 +1540,15 @@ def register(sub: Any) -> None:
         help="with --escalation, its volume part: a flow whose service started RATE flows per 10 s "
         "(decayed), SOURCES distinct originators and UNANSWERED unanswered among its last 32 "
         "alerts whatever its score (default 200,16,16; none: no volume rule)",
+    )
+    p.add_argument(
+        "--sweep",
+        default="8,6",
+        type=_sweep_arg,
+        metavar="HOSTS,UNANSWERED",
+        help="with --escalation, its sweep part: a flow whose source, in the 10 s before, contacted "
+        "HOSTS other addresses of the flow's destination /24 (/64), UNANSWERED of them unanswered, "
+        "alerts whatever its score (default 8,6; none: no sweep rule)",
     )
     p.add_argument(
         "--compare-work",

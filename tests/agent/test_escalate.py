@@ -395,3 +395,67 @@ def test_flag_checks_applies_the_volume_rule_at_a_flows_first_check() -> None:
         EscalationRule.from_dict({**RULE.to_dict(), "volume": {"rate": 200, "sources": 0, "unanswered": 16}})
     with pytest.raises(ValueError, match=r"escalation\.volume lacks unanswered"):
         EscalationRule.from_dict({**RULE.to_dict(), "volume": {"rate": 200, "sources": 16}})
+
+
+def test_the_sweep_rule_catches_a_subnet_sweep_and_the_evaluation_agrees(
+    shared_data: Path, agent_bundle: Path
+) -> None:
+    """attacks_public/scannerrec_angryip.pcap (MANIFEST.tsv): Angry IP Scanner from 192.168.3.202
+    pings about 60 hosts of 123.56.104.0/24 and connect-probes the live ones. With the model's
+    threshold out of reach, only the parts that alert at any score can fire: every flow whose
+    ``flow.sweep`` meets the shipped sweep rule alerts, and no other does."""
+    from edge_nids.agent.escalate import SweepRule
+    from edge_nids.training.detection import replay
+
+    pcap = shared_data / "pcaps" / "attacks_public" / "scannerrec_angryip.pcap"
+    pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
+    rule = model.escalation
+    assert rule is not None and rule.sweep == SweepRule(8, 6)
+    rep = replay(agent_bundle, pcap, "x")
+    keys = [k for k, _, _ in finals]
+    assert [(k[0], k[1]) for k in keys] == list(zip(rep.srcs, rep.dsts, strict=True))
+    meets = {k for k, sw in zip(keys, rep.sweep, strict=True) if rule.sweep.matches(*sw)}
+    scanner = ipaddress.ip_address("192.168.3.202").packed
+    assert len(meets) > 150 and {k[0] for k in meets} == {scanner}
+    assert alerted == meets == {k for k in keys if k[1][:3] == bytes([123, 56, 104])} & meets
+    assert pipe.stats.escalated == len(meets)
+    # the evaluation judges the same flows from the replay's checks
+    _, _, _, plain = _replay(pcap, agent_bundle, escalate=False, threshold=2.0)
+    judged = flag_checks([c for _, c, _ in plain], [p for _, _, p in plain], 2.0, rule, rep.volume(rule))
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == meets
+
+
+@pytest.mark.parametrize("name", ["ndpi_gnutella.pcap", "nfstream_steam.pcap", "ndpi_tumblr.pcap"])
+def test_no_flow_of_p2p_or_cdn_traffic_meets_the_sweep_rule(
+    shared_data: Path, agent_bundle: Path, name: str
+) -> None:
+    """benign_public: a Gnutella client's peers (hundreds of hosts, mostly unanswered), a Steam
+    server browser's queries and a browser fetching from one CDN's /24 (docs/detection.md,
+    "Sweep rule sweep"): many hosts, but not many unanswered ones of one subnet (measured: at
+    most 1 other host of a peer's /24 for Gnutella; the browser 8 hosts of one /24, 3 of them
+    unanswered; the Steam queries 5 hosts, 3 unanswered)."""
+    from edge_nids.agent.config import from_dict
+    from edge_nids.agent.service import load_model
+    from edge_nids.training.detection import replay
+
+    rule = load_model(from_dict({"model": {"path": str(agent_bundle)}})).escalation
+    rep = replay(agent_bundle, shared_data / "pcaps" / "benign_public" / name, "x")
+    assert rule is not None and rule.sweep is not None and len(rep.sweep) > 20
+    assert not [sw for sw in rep.sweep if rule.sweep.matches(*sw)]
+    assert max(h for h, _ in rep.sweep) >= 1  # it did count other hosts of a subnet
+
+
+def test_bad_sweep_rules_are_refused_by_name() -> None:
+    from edge_nids.agent.escalate import SweepRule
+
+    rule = EscalationRule(6, 300.0, 0.05, sweep=SweepRule(8, 6))
+    assert EscalationRule.from_dict(rule.to_dict()) == rule
+    assert rule.describe().endswith("destination's subnet, >= 6 unanswered")
+    for sweep, problem in [
+        ({"hosts": 0, "unanswered": 0}, r"escalation\.sweep\.hosts must be a whole number >= 1"),
+        ({"hosts": 8}, r"escalation\.sweep lacks unanswered"),
+        ({"hosts": 4, "unanswered": 6}, r"escalation\.sweep\.unanswered \(6\) cannot exceed"),
+        ([8, 6], r"escalation\.sweep must be an object"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            EscalationRule.from_dict({**RULE.to_dict(), "sweep": sweep})

@@ -199,3 +199,52 @@ def test_fin_remnant_after_close_in_both_directions_is_not_a_flow() -> None:
     ):
         out.extend(t.add(p))
     assert len(out) == 1 and out[0].end_reason == "fin" and t.remnants == 1 and len(t) == 0
+
+
+def test_sweep_counts_other_hosts_of_the_destination_subnet() -> None:
+    """``flow.sweep``: other addresses of the destination's /24 the source started flows to in
+    the 10 s before (multicast and other subnets apart), and how many of them went unanswered."""
+    t = FlowTable(FlowConfig(profile="corrected"))
+    out: list[Flow] = []
+    src = "10.9.0.5"
+    for i in range(1, 7):  # SYN probes to 10.0.1.1-6; .2 and .4 answer with data
+        dst = f"10.0.1.{i}"
+        out += t.add(pkt(i * 1000, src, dst, 40000 + i, 80, flags=SYN))
+        if i in (2, 4):
+            out += t.add(pkt(i * 1000 + 100, dst, src, 80, 40000 + i, flags=SYN | ACK))
+            out += t.add(pkt(i * 1000 + 200, dst, src, 80, 40000 + i, flags=ACK | 0x08, payload=50))
+    out += t.add(pkt(10_000, src, "10.0.2.1", 40100, 80, flags=SYN))  # another /24: nothing to count
+    out += t.add(pkt(11_000, src, "224.0.0.251", 5353, 5353, proto=17, payload=40))  # multicast
+    out += t.add(pkt(12_000, src, "10.0.1.2", 40101, 443, flags=SYN))  # .2 again: .1 and .3-.6 others
+    out += t.add(pkt(12 * S, src, "10.0.1.7", 40102, 80, flags=SYN))  # the probes are > 10 s old
+    flows = sorted(out + t.flush(), key=lambda f: f.first_us)
+    got = [(f.dst_ip, f.sweep) for f in flows]
+    assert got == [
+        ("10.0.1.1", (0, 0)),
+        ("10.0.1.2", (1, 1)),
+        ("10.0.1.3", (2, 1)),  # .2 answered
+        ("10.0.1.4", (3, 2)),
+        ("10.0.1.5", (4, 2)),
+        ("10.0.1.6", (5, 3)),
+        ("10.0.2.1", (0, 0)),
+        ("224.0.0.251", (0, 0)),
+        ("10.0.1.2", (5, 4)),  # .1, .3, .4, .5, .6; of them .1, .3, .5, .6 unanswered
+        ("10.0.1.7", (0, 0)),
+    ]
+    # IPv6: the /64, and solicited-node multicast groups are no sweep however many
+    t = FlowTable(FlowConfig(profile="corrected"))
+    out = []
+    for i in range(1, 4):
+        out += t.add(pkt(i * 1000, "2001:db8::5", f"2001:db8:0:1::{i}", 40000 + i, 22, flags=SYN))
+        out += t.add(pkt(i * 1000 + 1, "2001:db8::5", f"ff02::1:ff00:{i}", 0, 0, proto=58, payload=24))
+    out += t.add(pkt(9000, "2001:db8::5", "2001:db8:0:2::1", 40009, 22, flags=SYN))
+    flows = sorted(out + t.flush(), key=lambda f: f.first_us)
+    assert [f.sweep for f in flows] == [(0, 0), (0, 0), (1, 1), (0, 0), (2, 2), (0, 0), (0, 0)]
+    # the 2017 profile keeps no context
+    t = FlowTable(FlowConfig(profile="cicids2017"))
+    out = []
+    for i in range(1, 4):
+        out += t.add(pkt(i * 1000, src, f"10.0.1.{i}", 40000 + i, 80, flags=SYN))
+        out += t.add(pkt(i * 1000 + 100, f"10.0.1.{i}", src, 80, 40000 + i, flags=RST | ACK))
+    flows = out + t.flush()
+    assert len(flows) == 3 and {f.sweep for f in flows} == {(0, 0)}

@@ -101,7 +101,7 @@ def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> Non
     assert rule is not None and rule.flood is not None
     assert (rule.flood.sources, rule.flood.window_s, rule.flood.threshold) == (10, 10.0, 0.5)
     assert parse_escalation("6,60,0.05", "none").flood is None  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="--flood-escalation and --volume need --escalation"):
+    with pytest.raises(ValueError, match="--flood-escalation, --volume and --sweep need --escalation"):
         parse_escalation("none", "10,10,0.5")
     import subprocess
     import sys
