@@ -34,7 +34,9 @@ class _Group:
     last_us: int
     last: AlertLike | None  # the latest merged alert (None while count is 0: nothing to summarise)
     seq: int = 0  # creation order (the order of the groups dict)
-    by_destination: bool = False  # merges every source's alerts against one destination
+    #: "destination": merges every source's alerts against one destination; "source": one
+    #: source's alerts against every destination (a sweep); None: one source and destination
+    by: str | None = None
 
 
 def _record(alert: AlertLike) -> dict[str, Any]:
@@ -74,14 +76,17 @@ class Aggregator:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, alert: AlertLike, ts_us: int, key: tuple[str | None, str, int] | None = None) -> None:
+    def add(
+        self, alert: AlertLike, ts_us: int, key: tuple[str | None, str | None, int] | None = None
+    ) -> None:
         """One alert at capture time ``ts_us`` (µs).
 
         ``alert`` may be a function building the record, with its group ``key`` (src_ip,
         dest_ip, signature_id): most alerts of a flood are merged into a summary and never
         written, so their records need not be built. A key whose src_ip is None groups the
         destination's alerts of that signature from every source (a flood from many sources);
-        its summary says ``"by": "destination"``.
+        its summary says ``"by": "destination"``. One whose dest_ip is None groups the source's
+        alerts of that signature against every destination (a sweep): ``"by": "source"``.
         """
         self.received += 1
         if self.window_us <= 0:
@@ -98,7 +103,8 @@ class Aggregator:
             self._seq += 1
             # the group keeps no record until an alert is merged into it: a spoofed flood makes
             # a group per alert, up to max_groups of them (and as many in stale heap entries)
-            g = _Group(ts_us, 0, ts_us, ts_us, None, self._seq, key[0] is None)
+            by = "destination" if key[0] is None else "source" if key[1] is None else None
+            g = _Group(ts_us, 0, ts_us, ts_us, None, self._seq, by)
             self._groups[key] = g
             self._push(key, g)
             while len(self._groups) > self.max_groups:
@@ -168,8 +174,8 @@ class Aggregator:
             "last": eve_timestamp(g.last_us),
             "window_s": self.window_us / 1_000_000,
         }
-        if g.by_destination:  # src_ip is the last merged alert's, one of many
-            ctx["aggregate"]["by"] = "destination"
+        if g.by is not None:  # src_ip (dest_ip) is the last merged alert's, one of many
+            ctx["aggregate"]["by"] = g.by
         self._out(rec)
 
     def _out(self, rec: Mapping[str, Any]) -> None:

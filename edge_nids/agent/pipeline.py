@@ -475,7 +475,12 @@ class Pipeline:
                 # their alerts merged per signature, not per source: a spoofed flood is a few
                 # lines a window, not one per source
                 flood = esc is not None and esc.flooded(f.dst, now_us)
-                gkey = (None if flood else ident[2], ident[4], sid)
+                if escalated and "subnet_hosts" in escalated:
+                    # a subnet sweep's alerts (the sweep rule's) are merged per source and
+                    # signature: one group for the sweep, not one per host it probed
+                    gkey = (ident[2], None, sid)
+                else:
+                    gkey = (None if flood else ident[2], ident[4], sid)
                 if self.suppress:
                     rec = self._alert(
                         f, s, final, cls, ident, sec=sec, family=family, x=x, escalated=escalated

@@ -61,6 +61,23 @@ def test_a_group_without_source_merges_every_source_against_its_destination() ->
     assert all("by" not in (alert_aggregate(r) or {}) for r in out[:3])
 
 
+def test_a_group_without_destination_merges_a_sources_alerts_against_every_host() -> None:
+    """The pipeline's key for the sweep rule's alerts: (src, None, sid)."""
+    out: list[dict[str, Any]] = []
+    agg = Aggregator(out.append, window_s=60)
+    for i in range(1, 101):  # one source sweeping 192.0.2.1-100 in 10 s
+        agg.add(_alert("198.51.100.7", f"192.0.2.{i}", n=i), i * 100_000, ("198.51.100.7", None, 9000001))
+    agg.add(_alert("198.51.100.7", "192.0.2.5"), 5 * S, ("198.51.100.7", "192.0.2.5", 9000001))  # per pair
+    agg.flush()
+    assert [(r["dest_ip"], alert_count(r)) for r in out] == [
+        ("192.0.2.1", 1),  # the group's first alert, at once
+        ("192.0.2.5", 1),
+        ("192.0.2.100", 99),  # the summary carries the latest merged alert
+    ]
+    assert alert_aggregate(out[-1])["by"] == "source"
+    assert all("by" not in (alert_aggregate(r) or {}) for r in out[:2])
+
+
 def test_quiet_group_is_forgotten_after_its_window() -> None:
     out: list[dict[str, Any]] = []
     agg = Aggregator(out.append, window_s=10)
