@@ -29,7 +29,7 @@ import tempfile
 from fnmatch import fnmatch
 from pathlib import Path
 
-from edge_nids.flows.pcap import capture_format
+from edge_nids.flows.pcap import CAPTURE_SUFFIXES, capture_format
 
 __all__ = ["SOURCES", "main"]
 
@@ -88,7 +88,7 @@ def _out_name(name: str, data: bytes) -> str:
     ``edge-nids detection --check`` reads (Wireshark's ``many_interfaces.pcapng.1``)."""
     if name.endswith(".gz"):
         name = name[: -len(".gz")]
-    if not name.lower().endswith((".pcap", ".pcapng", ".cap")):
+    if not name.lower().endswith(CAPTURE_SUFFIXES):
         name += f".{capture_format(data)}"
     return name
 

@@ -434,6 +434,7 @@ class Pipeline:
             key = id(f)
             family = families.get(i, "other")
             escalated = None
+            swept = False  # escalated by the sweep rule: its alerts group per source
             if s < thr and esc is not None and key not in alerted:
                 if s >= low:
                     escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
@@ -441,6 +442,7 @@ class Pipeline:
                     escalated = vol.why(*X[i, VOLUME_IDX].tolist())  # type: ignore[union-attr]
                 if escalated is None and sweep is not None and sweep.matches(*f.sweep):
                     escalated = sweep.why(*f.sweep)
+                    swept = True
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
@@ -475,7 +477,7 @@ class Pipeline:
                 # their alerts merged per signature, not per source: a spoofed flood is a few
                 # lines a window, not one per source
                 flood = esc is not None and esc.flooded(f.dst, now_us)
-                if escalated and "subnet_hosts" in escalated:
+                if swept:
                     # a subnet sweep's alerts (the sweep rule's) are merged per source and
                     # signature: one group for the sweep, not one per host it probed
                     gkey = (ident[2], None, sid)

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 __all__ = [
+    "CAPTURE_SUFFIXES",
     "LINKTYPES",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_IPV4",
@@ -91,6 +92,10 @@ _PCAP_MAGIC = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
+
+
+#: File name suffixes of captures, as tools name them (the format is told by the magic).
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
 def capture_format(head: bytes) -> str | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from edge_nids.flows.extract import extract, labeller_function
 from edge_nids.flows.labels import BENIGN, load_labels
+from edge_nids.flows.pcap import CAPTURE_SUFFIXES
 from edge_nids.flows.table import Flow, FlowConfig
 
 __all__ = ["ATTACK_TYPES", "Capture", "attack_labeller", "build_corpus", "find_captures"]
@@ -43,7 +44,6 @@ ATTACK_TYPES: dict[str, str] = {
     "exploit": "Exploit",
 }
 
-_CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 _IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _SERVICE = re.compile(r"\b(TCP|UDP)/(\d+)\b")
 
@@ -111,7 +111,7 @@ def find_captures(datasets: Path | None, lab_runs: Sequence[Path], out: Path) ->
         benign = pcaps / "benign_public"
         if benign.is_dir():
             for p in sorted(benign.iterdir()):
-                if p.suffix in _CAPTURE_SUFFIXES:
+                if p.suffix in CAPTURE_SUFFIXES:
                     caps.append(Capture("benign_public", p.stem, p, out / "benign_public" / f"{p.stem}.csv"))
         attacks = pcaps / "attacks_public"
         if attacks.is_dir():

@@ -33,11 +33,11 @@ from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, FloodRule, Swee
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
+from edge_nids.flows.pcap import CAPTURE_SUFFIXES
 from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.training.corpus import Capture, _label_function, build_corpus, find_captures
 
 __all__ = [
-    "CHECK_SUFFIXES",
     "EXCLUDED",
     "INPUTS",
     "check_sources",
@@ -431,18 +431,13 @@ class Replayed:
         alert at any score (None: no such rule or values)."""
         if rule is None:
             return None
-        svc = getattr(self, "svc", None) if rule.volume is not None else None
-        sweep = getattr(self, "sweep", None) if rule.sweep is not None else None
-        if not svc and not sweep:
-            return None
-        out = [False] * len(self.checks)
-        if svc:
-            v = rule.volume
-            out = [v.matches(*x) for x in svc]  # type: ignore[union-attr]
-        if sweep:
-            sw = rule.sweep
-            out = [o or sw.matches(*x) for o, x in zip(out, sweep, strict=True)]  # type: ignore[union-attr]
-        return out
+        parts = []
+        svc, sweep = getattr(self, "svc", None), getattr(self, "sweep", None)
+        if rule.volume is not None and svc:
+            parts.append([rule.volume.matches(*x) for x in svc])
+        if rule.sweep is not None and sweep:
+            parts.append([rule.sweep.matches(*x) for x in sweep])
+        return [any(m) for m in zip(*parts, strict=True)] if parts else None
 
     def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
         """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
@@ -526,16 +521,16 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
     return THRESHOLDS[-1]
 
 
-def _three(
+def _fields(
     text: str, option: str, names: str = "N,WINDOW_S,THRESHOLD", types: tuple[type, ...] = (int, float, float)
 ) -> tuple[Any, ...] | None:
-    """The three comma-separated values ``names`` of ``option`` (of ``types``), or None for
-    ``none``; ValueError naming the problem."""
+    """The comma-separated values ``names`` of ``option`` (one per type of ``types``), or None
+    for ``none``; ValueError naming the problem."""
     if text.strip().lower() in ("none", "off", ""):
         return None
     want = f"{option} {text!r}: expected {names} or none"
     parts = text.split(",")
-    if len(parts) != 3:
+    if len(parts) != len(types):
         raise ValueError(want)
     try:
         return tuple(t(p) for t, p in zip(types, parts, strict=True))
@@ -550,8 +545,8 @@ def parse_escalation(
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
     ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none`` and ``--sweep``
     ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none``; ValueError naming the problem."""
-    pair = _three(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
-    fl = _three(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
+    pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
+    fl = _fields(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
     sw = _sweep(sweep)
     if pair is None:
@@ -572,22 +567,15 @@ def parse_escalation(
 
 def _sweep(text: str) -> SweepRule | None:
     """``--sweep`` ``HOSTS,UNANSWERED`` or ``none``; ValueError naming the problem."""
-    if text.strip().lower() in ("none", "off", ""):
+    v = _fields(text, "--sweep", "HOSTS,UNANSWERED", (int, int))
+    if v is None:
         return None
-    parts = text.split(",")
-    want = f"--sweep {text!r}: expected HOSTS,UNANSWERED or none"
-    if len(parts) != 2:
-        raise ValueError(want)
-    try:
-        hosts, unanswered = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(want) from None
-    return SweepRule.from_dict({"hosts": hosts, "unanswered": unanswered})
+    return SweepRule.from_dict({"hosts": v[0], "unanswered": v[1]})
 
 
 def _volume(text: str) -> VolumeRule | None:
     """``--volume`` ``RATE,SOURCES,UNANSWERED`` or ``none``; ValueError naming the problem."""
-    v = _three(text, "--volume", "RATE,SOURCES,UNANSWERED", (float, int, int))
+    v = _fields(text, "--volume", "RATE,SOURCES,UNANSWERED", (float, int, int))
     if v is None:
         return None
     return VolumeRule.from_dict({"rate": v[0], "sources": v[1], "unanswered": v[2]})
@@ -781,10 +769,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: What ``--check`` replays in a folder (the suffixes of capture files).
-CHECK_SUFFIXES = (".pcap", ".pcapng", ".cap")
-
-
 def check_sources(folders: Sequence[str | Path]) -> dict[str, list[Path]]:
     """``--check`` folders → source name → its capture files: each subfolder holding captures is
     a source (``lab/third_party.py`` writes one per package), else the folder itself is one."""
@@ -794,11 +778,11 @@ def check_sources(folders: Sequence[str | Path]) -> dict[str, list[Path]]:
             raise ValueError(f"--check {d}: not a folder")
         groups = [d, *sorted(p for p in d.iterdir() if p.is_dir())]
         for g in groups:
-            pcaps = sorted(p for p in g.iterdir() if p.is_file() and p.suffix.lower() in CHECK_SUFFIXES)
+            pcaps = sorted(p for p in g.iterdir() if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
             if pcaps:
                 out[g.name] = pcaps
         if not any(p.is_relative_to(d) for v in out.values() for p in v):
-            raise ValueError(f"--check {d}: no capture files ({', '.join(CHECK_SUFFIXES)}) in it")
+            raise ValueError(f"--check {d}: no capture files ({', '.join(CAPTURE_SUFFIXES)}) in it")
     return out
 
 
