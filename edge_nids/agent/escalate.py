@@ -52,6 +52,15 @@ no benign flow of seven trainings' held-out replays, of the lab test runs or of 
 packages' test captures more (docs/detection.md "Sweep rule sweep"); a P2P client's many
 unanswered peers never share a /24.
 
+The ``logins`` part reads what a server said: a flow whose server had refused its client
+``refused`` logins more than it accepted in the 300 s up to one of its replies (MQTT CONNACK
+"not authorised", HTTP 401, FTP 530, SMTP 535: ``flow.logins``, ``edge_nids.flows.logins``)
+alerts whatever its score from that reply on, as brute force. 5: the slow MQTT guesser of
+``mqttset_bruteforce`` (held out; one try every 1.5 s, each connection shaped like a
+sensor's reconnect) 0 → 99.7 % of its flows, no benign flow of seven trainings' held-out
+replays, of the lab test runs or of the other packages' test captures more (docs/detection.md
+"Login rule sweep"); in all of ``benign_public`` one refusal.
+
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
 its last ``flood.sources`` distinct alerting sources.
@@ -66,6 +75,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_nids.flows.logins import APP_NAMES, LOGIN_WINDOW_US
 from edge_nids.flows.schema import EDGE_FLOWS
 
 __all__ = [
@@ -75,6 +85,7 @@ __all__ = [
     "EscalationRule",
     "Escalator",
     "FloodRule",
+    "LoginRule",
     "SweepRule",
     "VolumeRule",
     "flag_checks",
@@ -207,6 +218,41 @@ class SweepRule:
         return {"subnet_hosts": int(hosts), "subnet_unanswered": int(unanswered)}
 
 
+@dataclass(frozen=True)
+class LoginRule:
+    """A flow whose server had refused its client at least ``refused`` logins more than it
+    accepted in the 300 s up to one of its replies (MQTT CONNACK "not authorised", HTTP 401,
+    FTP 530, SMTP 535: ``flow.logins``, ``edge_nids.flows.logins``) alerts whatever its score,
+    from that reply on, as brute force: a password guesser, however slow, whose connections
+    each look like an ordinary login."""
+
+    refused: int
+
+    @classmethod
+    def from_dict(cls, d: Any) -> LoginRule:
+        """From a bundle's ``escalation.logins`` object; ValueError naming what is wrong."""
+        w = "escalation.logins"
+        d = _object(d, w, ("refused",))
+        return cls(_whole(d, "refused", w))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"refused": self.refused}
+
+    def since(self, logins: Sequence[tuple[int, int]]) -> int | None:
+        """The capture time (µs) of the first of a flow's ``logins`` that meets the rule, or None."""
+        return next((t for t, n in logins if n >= self.refused), None)
+
+    @staticmethod
+    def why(logins: Sequence[tuple[int, int]], app: int) -> dict[str, Any]:
+        """The ``alert.context.escalated`` object of a flow the rule flags: the most refused
+        logins its replies counted, the window and the protocol."""
+        return {
+            "refused_logins": max(n for _, n in logins),
+            "window_s": LOGIN_WINDOW_US // 1_000_000,
+            "protocol": APP_NAMES.get(app, "tcp"),
+        }
+
+
 #: The flow context columns a :class:`VolumeRule` reads (schema ``edge-flows-94``), in order,
 #: and where they are in an ``EDGE_FLOWS`` row.
 VOLUME_COLUMNS = ("Svc Flow Rate", "Svc Recent Sources", "Svc Recent Unanswered")
@@ -219,7 +265,8 @@ class EscalationRule:
     the threshold of its flows to that destination to ``threshold``; with ``flood``, alerts
     against one destination from many sources lower the threshold of all its flows; with
     ``volume``, a flow to a service flooded by many unanswered sources alerts at any score;
-    with ``sweep``, so does a flow of a source sweeping the destination's subnet."""
+    with ``sweep``, so does a flow of a source sweeping the destination's subnet; with
+    ``logins``, so does a flow whose server keeps refusing its client's logins."""
 
     alerts: int
     window_s: float
@@ -227,6 +274,7 @@ class EscalationRule:
     flood: FloodRule | None = None
     volume: VolumeRule | None = None
     sweep: SweepRule | None = None
+    logins: LoginRule | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EscalationRule:
@@ -236,6 +284,7 @@ class EscalationRule:
         flood = FloodRule.from_dict(d["flood"]) if d.get("flood") is not None else None
         volume = VolumeRule.from_dict(d["volume"]) if d.get("volume") is not None else None
         sweep = SweepRule.from_dict(d["sweep"]) if d.get("sweep") is not None else None
+        logins = LoginRule.from_dict(d["logins"]) if d.get("logins") is not None else None
         return cls(
             _whole(d, "alerts", w),
             _number(d, "window_s", w, 0, None, True),
@@ -243,6 +292,7 @@ class EscalationRule:
             flood,
             volume,
             sweep,
+            logins,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,7 +303,14 @@ class EscalationRule:
             d["volume"] = self.volume.to_dict()
         if self.sweep is not None:
             d["sweep"] = self.sweep.to_dict()
+        if self.logins is not None:
+            d["logins"] = self.logins.to_dict()
         return d
+
+    @property
+    def any_score(self) -> bool:
+        """Whether a part alerts whatever the score (volume, sweep, logins)."""
+        return self.volume is not None or self.sweep is not None or self.logins is not None
 
     @property
     def low(self) -> float:
@@ -279,6 +336,8 @@ class EscalationRule:
                 f"; any flow of a source that just contacted >= {sw.hosts} other hosts of the "
                 f"destination's subnet, >= {sw.unanswered} unanswered"
             )
+        if self.logins is not None:
+            text += f"; any flow whose server refused its client >= {self.logins.refused} logins in 300 s"
         return text
 
 
@@ -373,36 +432,34 @@ def flag_checks(
     keys: Sequence[Hashable],
     threshold: float,
     rule: EscalationRule | None,
-    volume: Sequence[bool] | None = None,
+    forced: Sequence[int | None] | None = None,
 ) -> list[int | None]:
     """Per flow, the capture time (µs) of its first check that alerts, or None.
 
     ``checks[i]``: flow ``i``'s classifications (time µs, score) as the agent made them (a
     replay with nothing alerting, so every check is made); ``keys[i]``: its escalation key
-    (``(src, dst)``); ``volume[i]``: whether its context meets ``rule.volume`` or
-    ``rule.sweep`` (then its first check alerts, whatever its score). A check alerts at ``threshold``, or when
-    :meth:`Escalator.why` says it is escalated by the alerts before it, taken in time order as
-    the agent takes them.
+    (``(src, dst)``); ``forced[i]``: the capture time from which the flow meets a part of
+    ``rule`` that alerts whatever the score (0 for ``volume`` and ``sweep``, which its context
+    meets from its start; its reply's time for ``logins``), or None. A check alerts at
+    ``threshold``, at any score from ``forced[i]`` on, or when :meth:`Escalator.why` says it
+    is escalated by the alerts before it, taken in time order as the agent takes them.
     """
-    any_score = rule is not None and (rule.volume is not None or rule.sweep is not None)
-    forced = volume if any_score and volume is not None else None
+    if rule is None or not rule.any_score:
+        forced = None
     if rule is None or (rule.low >= threshold and forced is None):
         return [next((t for t, s in c if s >= threshold), None) for c in checks]
     esc = Escalator(rule)
     low = min(rule.low, threshold)
+    never = 1 << 62
+    due = [never if f is None else f for f in forced] if forced is not None else [never] * len(checks)
     events: Iterable[tuple[int, int, float]] = sorted(
-        (t, i, s)
-        for i, c in enumerate(checks)
-        for k, (t, s) in enumerate(c)
-        if s >= low or (k == 0 and forced is not None and forced[i])
+        (t, i, s) for i, c in enumerate(checks) for t, s in c if s >= low or t >= due[i]
     )
     out: list[int | None] = [None] * len(checks)
     for t, i, s in events:
         if out[i] is not None:
             continue
-        if (
-            s >= threshold or (forced is not None and forced[i]) or esc.why(keys[i], s, t) is not None  # type: ignore[arg-type]
-        ):
+        if s >= threshold or t >= due[i] or esc.why(keys[i], s, t) is not None:  # type: ignore[arg-type]
             out[i] = t
             esc.alerted(keys[i], t)
     return out

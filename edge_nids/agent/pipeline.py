@@ -430,12 +430,21 @@ class Pipeline:
                 flooded = None
         # the sweep rule: flows of a source sweeping their destination's subnet, any score
         sweep = esc.rule.sweep if esc is not None and model.edge_schema else None
+        # the login rule: flows whose server keeps refusing their client's logins, any score
+        logins = esc.rule.logins if esc is not None and model.edge_schema else None
         for i, ((f, final, now_us), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
             escalated = None
             swept = False  # escalated by the sweep rule: its alerts group per source
-            if s < thr and esc is not None and key not in alerted:
+            refused = False  # by the login rule: a site file does not silence it
+            if logins is not None and f.logins and key not in alerted and logins.since(f.logins) is not None:
+                # the server's own refusals, whatever the score: the strongest reason, they
+                # name the family, and a site file does not silence them
+                escalated = logins.why(f.logins, f.app)
+                family = "brute_force"
+                refused = True
+            elif s < thr and esc is not None and key not in alerted:
                 if s >= low:
                     escalated = esc.why((f.src, f.dst), s, now_us)  # the recent alerts, in order
                 if escalated is None and flooded is not None and flooded[i]:
@@ -446,7 +455,8 @@ class Pipeline:
                 if escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
-            attack = (s >= thr or escalated is not None) and not stages.silenced(f, s, family)
+            # a site file silences flows like the learnt ones; refused logins never are
+            attack = (s >= thr or escalated is not None) and (refused or not stages.silenced(f, s, family))
             if self.on_verdict is not None:
                 self.on_verdict(f, s, attack, final)
             # the identity fields (flow_id, community_id, addresses) are computed once per flow

@@ -80,7 +80,7 @@ _tcp = struct.Struct("!HH8xBBH").unpack_from  # sport, dport, data offset byte, 
 _udp = struct.Struct("!HH").unpack_from
 _ipv4 = struct.Struct("!BxH2xHBB").unpack_from  # version/IHL, total length, flags/frag, TTL, proto
 # Ethernet type, then IPv4 version/IHL, flags/fragment offset, TTL, protocol.
-_eth_ipv4 = struct.Struct("!12xHB5xHBB").unpack_from  # version/IHL, flags/fragment offset, TTL, protocol
+_eth_ipv4 = struct.Struct("!12xHB5xHBB").unpack_from
 
 
 class Decoder:
@@ -133,9 +133,15 @@ class Decoder:
                             thl = (doff >> 4) << 2
                             if 20 <= thl <= n - 34:
                                 self.decoded += 1
+                                o = 34 + thl
+                                end = n
+                                if n <= 60:  # Ethernet pads a frame to 60 bytes: not payload
+                                    end = 14 + ((frame[16] << 8) | frame[17])  # + IP length
+                                    if end > n or end < o:
+                                        end = n
                                 return Packet(
                                     ts_us, frame[26:30], frame[30:34], 6, sport, dport,
-                                    n - 34 - thl, thl, flags, window, wire_len, 4, ttl,
+                                    n - o, thl, flags, window, wire_len, 4, ttl, frame, o, end,
                                 )  # fmt: skip
                     elif proto == 17:
                         sport, dport = _udp(frame, 34)
@@ -153,9 +159,10 @@ class Decoder:
                             thl = (doff >> 4) << 2
                             if 20 <= thl <= n - 54:
                                 self.decoded += 1
+                                o = 54 + thl  # a frame of 74 bytes or more has no padding
                                 return Packet(
                                     ts_us, frame[22:38], frame[38:54], 6, sport, dport,
-                                    n - 54 - thl, thl, flags, window, wire_len, 6, frag & 0xFF,
+                                    n - o, thl, flags, window, wire_len, 6, frag & 0xFF, frame, o, n,
                                 )  # fmt: skip
                     elif nh == 17 and n >= 62:
                         sport, dport = _udp(frame, 54)
@@ -256,6 +263,8 @@ class Decoder:
             l4 = off + ihl
             if frag & 0x1FFF:
                 first_fragment = False
+            # where the IP packet ends in the frame (its padding after), for ``Packet.head``
+            ip_end = off + ip_len if ihl <= ip_len and off + ip_len < n else n
             if not self.padding and ip_len >= ihl and off + ip_len < size:
                 size = off + ip_len  # drop the bytes after the IP packet
         elif etype == _ETH_IPV6:
@@ -271,10 +280,11 @@ class Decoder:
             dst = frame[off + 24 : off + 40]
             ip_version = 6
             l4 = off + 40
-            if not self.padding:
-                plen = _u16(frame, off + 4)[0]
-                if plen and off + 40 + plen < size:  # 0: a jumbogram, or TSO on the capturing host
-                    size = off + 40 + plen
+            plen = _u16(frame, off + 4)[0]
+            ip_end = off + 40 + plen if plen and off + 40 + plen < n else n
+            if not self.padding and plen and off + 40 + plen < size:
+                # 0: a jumbogram, or TSO on the capturing host
+                size = off + 40 + plen
             while True:
                 if proto in _IPV6_EXT_GENERIC:
                     if n - l4 < 8:
@@ -328,6 +338,7 @@ class Decoder:
                 self._skip("truncated_tcp" if wire_len > n else "bad_tcp_offset")
                 return None
             self.decoded += 1
+            o = l4 + thl
             return Packet(
                 ts_us,
                 src,
@@ -335,13 +346,16 @@ class Decoder:
                 TCP,
                 sport,
                 dport,
-                max(0, size - l4 - thl),
+                max(0, size - o),
                 thl,
                 flags,
                 window,
                 wire_len,
                 ip_version,
                 ttl,
+                frame,
+                o,
+                max(o, ip_end),
             )
         if proto == UDP:
             if n - l4 < 8:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, ContextTracker
 from edge_nids.flows.features import FlowFeatures
+from edge_nids.flows.logins import LoginTracker
 from edge_nids.flows.packet import ACK, FIN, RST, SYN, TCP, UDP, Packet, format_ip
 from edge_nids.flows.schema import PROFILES
 
@@ -116,6 +117,7 @@ class Flow(FlowFeatures):
     """One bidirectional flow: endpoints (forward = src -> dst) and its feature state."""
 
     __slots__ = (
+        "app",
         "closing",
         "context",
         "continued",
@@ -123,7 +125,9 @@ class Flow(FlowFeatures):
         "dst",
         "end_reason",
         "handshake",
+        "logins",
         "proto",
+        "replies",
         "sport",
         "src",
         "sweep",
@@ -144,6 +148,12 @@ class Flow(FlowFeatures):
         #: (other addresses of the destination's subnet the originator just contacted, of them
         #: unanswered): ``flows.context``, read by the agent's sweep rule, not a model input
         self.sweep: tuple[int, int] = NO_SWEEP
+        #: the protocol whose login replies are read (``flows.logins``: 0 not decided yet, -1
+        #: none), the server segments read, and per refused-login reply (capture time µs, the
+        #: client's net refused logins at this service in the last 300 s): the login rule's
+        self.app = 0
+        self.replies = 0
+        self.logins: tuple[tuple[int, int], ...] = ()
 
     @property
     def src_ip(self) -> str:
@@ -213,6 +223,7 @@ class FlowTable:
         self._closed: OrderedDict[tuple, int] = OrderedDict()
         self._resume: OrderedDict[tuple, tuple[bytes, bytes, int, int]] = OrderedDict()
         self.context: ContextTracker | None = None if self._cic else ContextTracker()
+        self.logins: LoginTracker | None = None if self._cic else LoginTracker()
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -264,6 +275,8 @@ class FlowTable:
         flows[key] = flow
         if self.context is not None:
             flow.context = self.context.observe(flow)
+            if pkt.data_end > pkt.data:
+                self.logins.segment(flow, pkt.head, fwd, pkt.ts_us)  # type: ignore[union-attr]
 
     def _oriented(self, key: tuple, pkt: Packet) -> tuple[Flow, bool]:
         """A new ``corrected`` flow for ``pkt`` with its originator (see the module docstring)."""
@@ -363,6 +376,10 @@ class FlowTable:
                     self._end(flow, "fin", out, key)
             else:
                 flow.update(pkt, fwd)
+                # login replies: the first payload decides the protocol, then the server's
+                # segments are read (a protocol they are not read for: app < 0)
+                if flow.app >= 0 and pkt.data_end > pkt.data and not (fwd and flow.app):
+                    self.logins.segment(flow, pkt.head, fwd, ts)  # type: ignore[union-attr]
                 if flags & RST:
                     del flows[key]
                     self._end(flow, "rst", out, key)

@@ -29,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, FloodRule, SweepRule, VolumeRule, flag_checks
+from edge_nids.agent.escalate import (
+    VOLUME_IDX,
+    EscalationRule,
+    FloodRule,
+    LoginRule,
+    SweepRule,
+    VolumeRule,
+    flag_checks,
+)
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
 from edge_nids.flows.labels import BENIGN, load_labels
@@ -425,19 +433,28 @@ class Replayed:
     #: per flow its ``flow.sweep`` (other hosts of its destination's subnet its source had just
     #: contacted, of them unanswered), which a sweep rule reads; empty in replays saved before it
     sweep: list[tuple[int, int]] = field(default_factory=list)
+    #: per flow its ``flow.logins`` ((capture time µs, its client's net refused logins) per
+    #: refused-login reply), which a login rule reads; empty in replays saved before it
+    logins: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
 
-    def volume(self, rule: EscalationRule | None) -> list[bool] | None:
-        """Per flow: whether its context meets ``rule.volume`` or ``rule.sweep``, the parts that
-        alert at any score (None: no such rule or values)."""
+    def forced(self, rule: EscalationRule | None) -> list[int | None] | None:
+        """Per flow: the capture time from which it meets a part of ``rule`` that alerts at any
+        score (0: its context meets ``rule.volume`` or ``rule.sweep``; else the reply at which
+        it meets ``rule.logins``), or None (None for all: no such rule or values)."""
         if rule is None:
             return None
-        parts = []
+        parts: list[list[int | None]] = []
         svc, sweep = getattr(self, "svc", None), getattr(self, "sweep", None)
+        logins = getattr(self, "logins", None)
         if rule.volume is not None and svc:
-            parts.append([rule.volume.matches(*x) for x in svc])
+            parts.append([0 if rule.volume.matches(*x) else None for x in svc])
         if rule.sweep is not None and sweep:
-            parts.append([rule.sweep.matches(*x) for x in sweep])
-        return [any(m) for m in zip(*parts, strict=True)] if parts else None
+            parts.append([0 if rule.sweep.matches(*x) else None for x in sweep])
+        if rule.logins is not None and logins:
+            parts.append([rule.logins.since(x) for x in logins])
+        if not parts:
+            return None
+        return [min((t for t in ts if t is not None), default=None) for ts in zip(*parts, strict=True)]
 
     def flagged(self, thr: float, rule: EscalationRule | None = None) -> list[bool]:
         """Per flow: an alert at threshold ``thr`` (a classification reached it, or with
@@ -448,7 +465,7 @@ class Replayed:
     def alert_us(self, thr: float, rule: EscalationRule | None = None) -> list[int | None]:
         """Per flow: capture time of its first alerting classification (as :meth:`flagged`), or None."""
         keys = list(zip(self.srcs, self.dsts, strict=True))
-        return flag_checks(self.checks, keys, thr, rule, self.volume(rule))
+        return flag_checks(self.checks, keys, thr, rule, self.forced(rule))
 
 
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
@@ -472,6 +489,7 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
             out.kinds.append(flow_kind(row))
             out.svc.append(tuple(float(row[i]) for i in VOLUME_IDX))  # type: ignore[arg-type]
             out.sweep.append(tuple(flow.sweep))  # type: ignore[arg-type]
+            out.logins.append(flow.logins)
             out.srcs.append(flow.src)
             out.dsts.append(flow.dst)
             out.first_us.append(flow.first_us)
@@ -539,20 +557,23 @@ def _fields(
 
 
 def parse_escalation(
-    text: str, flood: str = "none", volume: str = "none", sweep: str = "none"
+    text: str, flood: str = "none", volume: str = "none", sweep: str = "none", logins: str = "none"
 ) -> EscalationRule | None:
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
-    ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none`` and ``--sweep``
-    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none``; ValueError naming the problem."""
+    ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``, ``--sweep``
+    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none`` and ``--logins`` ``REFUSED`` (e.g. ``5``)
+    or ``none``; ValueError naming the problem."""
     pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
     fl = _fields(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
     sw = _sweep(sweep)
+    lg = _logins(logins)
     if pair is None:
-        if fl is not None or vol is not None or sw is not None:
+        if fl is not None or vol is not None or sw is not None or lg is not None:
             raise ValueError(
-                "--flood-escalation, --volume and --sweep need --escalation (one rule in the bundle)"
+                "--flood-escalation, --volume, --sweep and --logins need --escalation "
+                "(one rule in the bundle)"
             )
         return None
     d: dict[str, Any] = {"alerts": pair[0], "window_s": pair[1], "threshold": pair[2]}
@@ -562,7 +583,17 @@ def parse_escalation(
         d["volume"] = vol.to_dict()
     if sw is not None:
         d["sweep"] = sw.to_dict()
+    if lg is not None:
+        d["logins"] = lg.to_dict()
     return EscalationRule.from_dict(d)
+
+
+def _logins(text: str) -> LoginRule | None:
+    """``--logins`` ``REFUSED`` or ``none``; ValueError naming the problem."""
+    v = _fields(text, "--logins", "REFUSED", (int,))
+    if v is None:
+        return None
+    return LoginRule.from_dict({"refused": v[0]})
 
 
 def _sweep(text: str) -> SweepRule | None:
@@ -646,7 +677,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
-    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume, args.sweep)
+    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume, args.sweep, args.logins)
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
@@ -823,6 +854,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.args["flood_escalation"] = args.flood_escalation
     res.args["volume"] = args.volume
     res.args["sweep"] = args.sweep
+    res.args["logins"] = args.logins
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -1062,6 +1094,40 @@ def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
+#: Login rules the report compares (net refused logins in 300 s), with the others shipped.
+LOGIN_SWEEP: tuple[int, ...] = (2, 5, 10, 20)
+
+
+def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the login rule: none, and each of ``LOGIN_SWEEP``, at ``thr``."""
+    if not any(getattr(r, "logins", None) for r in res.agent.values()):
+        return []
+
+    def cell(a_: Tally, name: str) -> str:
+        return a_.cell(name) if name in a_.n else "—"
+
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "logins",
+        [LoginRule(v) for v in LOGIN_SWEEP],
+        f"### Login rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
+        "| flows alert at any score from a reply at which their server had refused their client, "
+        "in 300 s, net of logins accepted | benign_public flagged | lab test benign flagged | lab test "
+        "MQTT brute force | `mqttset_bruteforce` | attacker flows flagged (scan/flood/brute-force/"
+        "slow-DoS captures) |",
+        lambda v: "(no login rule)" if v is None else f">= {v.refused} refused logins",
+        lambda b, a_, lab: [
+            b.cell(0),
+            lab.cell(BENIGN),
+            lab.cell("MQTT-BruteForce"),
+            cell(a_, "mqttset_bruteforce"),
+            a_.cell(0),
+        ],
+    )
+
+
 def _seeds_cell(a: dict[str, Any]) -> str:
     """A run's seed, with its networks' own seed and ensemble size where they differ from it."""
     text = str(a.get("seed", "?"))
@@ -1193,6 +1259,11 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 else ", or, at any score, when its service was flooded (the volume rule)"
             )
             + ("" if rule.sweep is None else ", or, at any score, when its source was sweeping its subnet")
+            + (
+                ""
+                if rule.logins is None
+                else ", or, at any score, once its server had refused its client's logins again and again"
+            )
             + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
@@ -1230,6 +1301,13 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 f"{rule.sweep.hosts} other addresses of the flow's destination /24 (/64 for IPv6), "
                 f"{rule.sweep.unanswered} of them with an unanswered flow, alerts whatever its score "
                 "(the sweep rule)"
+            )
+            + (
+                ""
+                if rule.logins is None
+                else f"; a flow whose server had refused its client {rule.logins.refused} logins more "
+                "than it accepted in the 300 s up to one of its replies (MQTT CONNACK not authorised, "
+                "HTTP 401, FTP 530, SMTP 535) alerts whatever its score from that reply on (the login rule)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1323,6 +1401,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L += _flood_sweep(res, thr, rule)
         L += _volume_sweep(res, thr, rule)
         L += _sweep_sweep(res, thr, rule)
+        L += _login_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1445,6 +1524,7 @@ _escalation_arg = _option_type("--escalation", parse_escalation)
 _flood_arg = _option_type("--flood-escalation", lambda text: parse_escalation("1,1,0", text))
 _volume_arg = _option_type("--volume", _volume)
 _sweep_arg = _option_type("--sweep", _sweep)
+_logins_arg = _option_type("--logins", _logins)
 
 
 def register(sub: Any) -> None:
@@ -1533,6 +1613,15 @@ def register(sub: Any) -> None:
         help="with --escalation, its sweep part: a flow whose source, in the 10 s before, contacted "
         "HOSTS other addresses of the flow's destination /24 (/64), UNANSWERED of them unanswered, "
         "alerts whatever its score (default 8,6; none: no sweep rule)",
+    )
+    p.add_argument(
+        "--logins",
+        default="5",
+        type=_logins_arg,
+        metavar="REFUSED",
+        help="with --escalation, its login part: a flow whose server had refused its client REFUSED "
+        "logins more than it accepted in the 300 s up to one of its replies (MQTT, HTTP 401, FTP, "
+        "SMTP) alerts whatever its score (default 5; none: no login rule)",
     )
     p.add_argument(
         "--compare-work",

@@ -352,7 +352,7 @@ def test_the_volume_rule_catches_an_ipv6_flood_the_model_scores_as_ordinary(
     keys, checks, pairs = zip(*finals, strict=True)
     order, svc = _service_context(pcap, agent_bundle)
     assert order == list(pairs)  # the same flows in the same order
-    vol = [model.escalation.volume.matches(*c) for c in svc]
+    vol = [0 if model.escalation.volume.matches(*c) else None for c in svc]
     judged = flag_checks(checks, pairs, model.threshold, model.escalation, vol)
     assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == with_rule
     # the same flows a user sees: 600 flow events, 399 of them attacks, each alert says why
@@ -388,7 +388,7 @@ def test_flag_checks_applies_the_volume_rule_at_a_flows_first_check() -> None:
     rule = EscalationRule(6, 60.0, 0.05, volume=VolumeRule(200.0, 16, 16))
     checks = [[(0, 0.01), (5, 0.02)], [(1, 0.01)], [(2, 0.99)]]
     keys = [(A, V), (B, V), (A, B)]
-    assert flag_checks(checks, keys, 0.9, rule, [True, False, False]) == [0, None, 2]
+    assert flag_checks(checks, keys, 0.9, rule, [0, None, None]) == [0, None, 2]
     assert flag_checks(checks, keys, 0.9, rule, None) == [None, None, 2]  # no values, no rule
     assert VolumeRule.from_dict(VolumeRule(200.0, 16, 16).to_dict()) == VolumeRule(200.0, 16, 16)
     with pytest.raises(ValueError, match=r"escalation\.volume\.sources must be a whole number"):
@@ -421,7 +421,7 @@ def test_the_sweep_rule_catches_a_subnet_sweep_and_the_evaluation_agrees(
     assert pipe.stats.escalated == len(meets)
     # the evaluation judges the same flows from the replay's checks
     _, _, _, plain = _replay(pcap, agent_bundle, escalate=False, threshold=2.0)
-    judged = flag_checks([c for _, c, _ in plain], [p for _, _, p in plain], 2.0, rule, rep.volume(rule))
+    judged = flag_checks([c for _, c, _ in plain], [p for _, _, p in plain], 2.0, rule, rep.forced(rule))
     assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == meets
 
 
@@ -459,3 +459,63 @@ def test_bad_sweep_rules_are_refused_by_name() -> None:
     ]:
         with pytest.raises(ValueError, match=problem):
             EscalationRule.from_dict({**RULE.to_dict(), "sweep": sweep})
+
+
+def test_the_login_rule_catches_a_slow_mqtt_guesser_and_the_evaluation_agrees(
+    shared_data: Path, agent_bundle: Path, tmp_path: Path
+) -> None:
+    """attacks_public/mqttset_bruteforce.pcapng (MANIFEST.tsv): 1,271 connections from
+    192.168.1.90 to the broker 192.168.1.91:1883, one every 1.5 s, each refused with CONNACK
+    "not authorised". With the model's threshold out of reach, the login rule alone fires:
+    from the 5th refusal on every connection alerts, as brute force, and says why."""
+    from edge_nids.agent.escalate import LoginRule
+    from edge_nids.training.detection import replay
+
+    pcap = shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng"
+    pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
+    rule = model.escalation
+    assert rule is not None and rule.logins == LoginRule(5)
+    assert len(finals) == 1271
+    first_four = sorted(finals, key=lambda f: f[0][4])[:4]
+    assert alerted == {k for k, _, _ in finals} - {k for k, _, _ in first_four}
+    assert pipe.stats.escalated == 1267
+    rep = replay(agent_bundle, pcap, "x")
+    keys = [k for k, _, _ in finals]
+    judged = flag_checks([c for _, c, _ in finals], [p for _, _, p in finals], 2.0, rule, rep.forced(rule))
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == alerted
+    # as the service writes it: one alert line per group, each naming the family and the count
+    out = tmp_path / "eve.json"
+    from edge_nids.cli import main
+
+    assert main(["run", "--pcap", str(pcap), "--model", str(agent_bundle), "--threshold", "1.0",
+                 "--alerts", str(out)]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    ctx = [a["alert"]["context"] for a in lines]
+    assert {c["family"] for c in ctx} == {"brute_force"}
+    assert sum(c["count"] for c in ctx) == 1267
+    first = ctx[0]["escalated"]
+    assert first == {"refused_logins": 5, "window_s": 300, "protocol": "mqtt"}
+    assert all(c["escalated"]["refused_logins"] >= 5 for c in ctx)
+
+
+def test_the_login_rule_alerts_from_the_reply_that_meets_it() -> None:
+    """A long connection checked while open: its checks before the 5th refusal do not alert,
+    the first one after it does, whatever its score."""
+    from edge_nids.agent.escalate import LoginRule
+
+    rule = EscalationRule(6, 300.0, 0.05, logins=LoginRule(5))
+    flows = [((10, 3), (20, 4)), ((30, 5),), ()]
+    rep_forced = [rule.logins.since(x) for x in flows]  # type: ignore[union-attr]
+    assert rep_forced == [None, 30, None]
+    checks = [[(5, 0.01), (25, 0.01)], [(15, 0.01), (35, 0.02), (50, 0.01)], [(40, 0.01)]]
+    keys = [(A, B), (A, V), (B, V)]
+    assert flag_checks(checks, keys, 0.9, rule, rep_forced) == [None, 35, None]
+    assert EscalationRule.from_dict(rule.to_dict()) == rule
+    assert rule.describe().endswith("refused its client >= 5 logins in 300 s")
+    for logins, problem in [
+        ({"refused": 0}, r"escalation\.logins\.refused must be a whole number >= 1"),
+        ({}, r"escalation\.logins lacks refused"),
+        (5, r"escalation\.logins must be an object"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            EscalationRule.from_dict({**RULE.to_dict(), "logins": logins})

@@ -45,7 +45,9 @@ def validator() -> Any:
 
 def _captures(tmp: Path) -> list[Path]:
     demo = REPO / "lab" / "captures" / "demo.pcap"
-    return [*([demo] if demo.is_file() else []), *write_scenarios(tmp)]
+    # the slow MQTT guessing of attacks_public: alerts of the login rule (refused logins)
+    mqtt = REPO.parent / "shared" / "datasets" / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng"
+    return [*(p for p in (demo, mqtt) if p.is_file()), *write_scenarios(tmp)]
 
 
 def _errors(validator: Any, rec: dict[str, Any]) -> list[str]:

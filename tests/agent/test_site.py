@@ -152,3 +152,27 @@ def test_durations() -> None:
     assert parse_duration("30m") == 1800
     with pytest.raises(ValueError, match="24h"):
         parse_duration("soon")
+
+
+@pytest.mark.shared_data
+def test_a_site_file_never_silences_refused_logins(
+    agent_bundle: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """Learnt (with --force) on the slow MQTT guessing of attacks_public/mqttset_bruteforce
+    itself, the site file silences the model's own alerts on it, but not the login rule's:
+    the broker refused every one of its 1,271 logins, and from the 5th on each flow alerts."""
+    pcap = shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng"
+    cfg, model = _model(agent_bundle)
+    result = learn_pcaps(cfg, model, load_family_model(), [str(pcap)], LearnParams(force=True))
+    site_file = tmp_path / "site.json"
+    result.site.write(site_file)
+    n, without, _ = _replay(cfg, model, [pcap])
+    cfg, model = _model(agent_bundle, str(site_file))
+    assert model.stages.site is not None
+    assert _replay(cfg, model, [pcap])[:2] == (n, 1267) and n == 1271 and without >= 1267
+    # the same with the login rule taken out of the bundle's escalation: the site file
+    # silences every alert
+    import dataclasses
+
+    model.escalation = dataclasses.replace(model.escalation, logins=None)
+    assert _replay(cfg, model, [pcap])[1] == 0

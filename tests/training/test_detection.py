@@ -101,7 +101,9 @@ def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> Non
     assert rule is not None and rule.flood is not None
     assert (rule.flood.sources, rule.flood.window_s, rule.flood.threshold) == (10, 10.0, 0.5)
     assert parse_escalation("6,60,0.05", "none").flood is None  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="--flood-escalation, --volume and --sweep need --escalation"):
+    with pytest.raises(
+        ValueError, match="--flood-escalation, --volume, --sweep and --logins need --escalation"
+    ):
         parse_escalation("none", "10,10,0.5")
     import subprocess
     import sys
@@ -144,6 +146,37 @@ def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> Non
     assert flood.flagged(0.9, rule) == [True] * 12
     assert flood.flagged(0.9, parse_escalation("6,60,0.05")) == [True] * 10 + [False] * 2
     assert quiet.flagged(0.9, rule) == [False] * 30
+
+
+def test_the_login_rule_is_parsed_and_judged_from_the_reply_on() -> None:
+    """A replay's flows with their ``flow.logins``: the guesser's 5th refusal comes 2 ms into
+    its flow, after that flow's first check; the check after it alerts. Replays saved
+    without the values: no flow meets the rule."""
+    import subprocess
+    import sys
+
+    rule = parse_escalation("6,300,0.05", "none", "none", "none", "5")
+    assert rule is not None and rule.logins is not None and rule.logins.refused == 5
+    assert parse_escalation("6,300,0.05", "none", "none", "none", "none").logins is None  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="need --escalation"):
+        parse_escalation("none", "none", "none", "none", "5")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_nids.cli", "detection", "--report-only", "--logins", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "argument --logins: escalation.logins.refused must be a whole number >= 1" in done.stderr
+    guesses = Replayed(
+        labels=["BruteForce"] * 6 + [BENIGN],
+        srcs=[b"\x01"] * 6 + [b"\x02"],
+        dsts=[b"\x09"] * 7,
+        checks=[[(i * 10_000, 0.01), (i * 10_000 + 5_000, 0.01)] for i in range(6)] + [[(0, 0.01)]],
+        logins=[((i * 10_000 + 2_000, i + 1),) for i in range(6)] + [()],
+    )
+    assert guesses.alert_us(0.9, rule) == [None] * 4 + [45_000, 55_000, None]
+    guesses.logins = []
+    assert guesses.flagged(0.9, rule) == [False] * 7
 
 
 def test_run_to_run_judges_other_runs_at_this_reports_decision(tmp_path: Path) -> None:

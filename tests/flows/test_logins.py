@@ -1,0 +1,239 @@
+"""Refused logins read from servers' replies (``edge_nids.flows.logins``), on hand-built
+segments with hand-worked counts and on real captures."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from edge_nids.flows.decode import Decoder
+from edge_nids.flows.logins import (
+    ACCEPTED,
+    GREETING,
+    HTTP,
+    LOGIN_REPLIES,
+    MQTT,
+    NONE,
+    REFUSED,
+    LoginTracker,
+    client_app,
+    login_reply,
+    server_app,
+)
+from edge_nids.flows.packet import Packet
+from edge_nids.flows.pcap import open_capture
+from edge_nids.flows.table import FlowConfig, FlowTable
+
+from .helpers import A, B, C, pkt
+
+# The bytes of mqttset_bruteforce.pcapng's first connection (tcpdump -X): an MQTT 3.1.1
+# CONNECT (clean session, keep-alive 60 s, empty client id) and the broker's CONNACK with
+# return code 5, "not authorised".
+CONNECT = bytes.fromhex("100c00044d5154540402003c0000")
+CONNACK_REFUSED = bytes.fromhex("20020005")
+CONNACK_OK = bytes.fromhex("20020000")
+SYN, ACK, PSH = 0x02, 0x10, 0x08
+
+
+def test_the_protocol_is_read_from_the_first_payload_not_the_port() -> None:
+    assert client_app(CONNECT) == MQTT
+    assert client_app(bytes.fromhex("10ff0100064d51497364700302")) == MQTT  # 3.1, 2-byte length
+    assert client_app(b"GET /private/ HTTP/1.1\r\n") == HTTP
+    assert client_app(b"\x16\x03\x01\x02\x00\x01") == NONE  # a TLS ClientHello
+    assert client_app(b"SSH-2.0-OpenSSH_9.2") == NONE
+    assert server_app(b"220 (vsFTPd 3.0.3)\r\n") == GREETING
+    assert server_app(b"220-mail.example ESMTP") == GREETING
+    assert server_app(b"HTTP/1.1 401 Unauthorized\r\n") == HTTP
+    assert server_app(b"2200 bytes") == NONE
+    assert server_app(b"SSH-2.0-OpenSSH_9.2") == NONE
+
+
+@pytest.mark.parametrize(
+    ("app", "head", "verdict"),
+    [
+        (MQTT, CONNACK_REFUSED, REFUSED),
+        (MQTT, bytes.fromhex("20020004"), REFUSED),  # bad user name or password
+        (MQTT, bytes.fromhex("2003008600"), REFUSED),  # MQTT 5: 0x86, properties length 0
+        (MQTT, bytes.fromhex("20020003"), 0),  # server unavailable: no login verdict
+        (MQTT, CONNACK_OK, ACCEPTED),
+        (MQTT, bytes.fromhex("30100003"), 0),  # a PUBLISH
+        (HTTP, b"HTTP/1.1 401 Unauthorized\r\n", REFUSED),
+        (HTTP, b"HTTP/1.0 407 Proxy Auth", REFUSED),
+        (HTTP, b"HTTP/1.1 200 OK\r\nServer", ACCEPTED),
+        (HTTP, b"HTTP/1.1 404 Not Found\r\n", 0),
+        (HTTP, b"<html><body>401</body>", 0),  # a body segment
+        (GREETING, b"530 Login incorrect.\r\n", REFUSED),
+        (GREETING, b"535 5.7.8 Error: auth", REFUSED),
+        (GREETING, b"230 Login successful.", ACCEPTED),
+        (GREETING, b"331 Please specify the", 0),
+        (GREETING, b"5300 is not a reply", 0),
+    ],
+)
+def test_each_login_reply(app: int, head: bytes, verdict: int) -> None:
+    assert login_reply(app, head) == verdict
+
+
+def _with(p: Packet, payload: bytes) -> Packet:
+    """``p`` carrying ``payload`` (as the decoder gives it: its frame, where the payload is)."""
+    return dataclasses.replace(p, frame=b"\0" * 54 + payload, data=54, data_end=54 + len(payload))
+
+
+def _login(
+    table: FlowTable, t_us: int, sport: int, reply: bytes, *, client: str = A, port: int = 1883
+) -> object:
+    """One short MQTT-style connection from ``client``: handshake, CONNECT, the server's
+    ``reply``; returns its flow (still open in ``table``)."""
+    for dt, src, dst, sp, dp, flags, head in [
+        (0, client, B, sport, port, SYN, b""),
+        (100, B, client, port, sport, SYN | ACK, b""),
+        (200, client, B, sport, port, ACK, b""),
+        (300, client, B, sport, port, PSH | ACK, CONNECT),
+        (400, B, client, port, sport, PSH | ACK, reply),
+    ]:
+        p = _with(pkt(t_us + dt, src, dst, sp, dp, flags, payload=len(head)), head)
+        table.add(p)
+    return next(f for f in table.open_flows() if f.sport == sport and f.src_ip == client)
+
+
+def test_a_guesser_climbs_by_one_per_refusal_and_its_success_carries_the_count() -> None:
+    table = FlowTable(FlowConfig(profile="corrected"))
+    s = 1_000_000
+    flows = [_login(table, i * 1_500_000 + s, 40000 + i, CONNACK_REFUSED) for i in range(6)]
+    assert [f.logins for f in flows] == [((i * 1_500_000 + s + 400, i + 1),) for i in range(6)]
+    assert all(f.app == MQTT for f in flows)
+    won = _login(table, 10 * 1_500_000, 40100, CONNACK_OK)
+    assert won.logins == ((10 * 1_500_000 + 400, 6),)  # the six refusals before it
+    # after the acceptance the net count starts from 5: the next refusal makes it 6 again
+    again = _login(table, 11 * 1_500_000, 40101, CONNACK_REFUSED)
+    assert again.logins[-1][1] == 6
+    # another client of the same broker has its own count; so does another service
+    other = _login(table, 12 * 1_500_000, 40102, CONNACK_REFUSED, client=C)
+    assert other.logins == ((12 * 1_500_000 + 400, 1),)
+    elsewhere = _login(table, 13 * 1_500_000, 40103, CONNACK_REFUSED, port=8883)
+    assert elsewhere.logins == ((13 * 1_500_000 + 400, 1),)
+    assert (table.logins.refused, table.logins.accepted) == (9, 1)  # type: ignore[union-attr]
+
+
+def test_a_challenge_answered_on_every_connection_never_counts_up() -> None:
+    """HTTP digest or NTLM: each connection gets a 401, then a 200 once the client answers
+    the challenge. A sensor polling so every 5 s for 10 minutes stays at one."""
+    table = FlowTable(FlowConfig(profile="corrected"))
+    counts = []
+    for i in range(120):
+        t = i * 5_000_000
+        sport = 41000 + i
+        for dt, src, dst, sp, dp, flags, head in [
+            (0, A, B, sport, 80, SYN, b""),
+            (100, B, A, 80, sport, SYN | ACK, b""),
+            (200, A, B, sport, 80, PSH | ACK, b"GET /status HTTP/1.1"),
+            (300, B, A, 80, sport, PSH | ACK, b"HTTP/1.1 401 Unauthorized"),
+            (400, A, B, sport, 80, PSH | ACK, b"GET /status HTTP/1.1"),
+            (500, B, A, 80, sport, PSH | ACK, b"HTTP/1.1 200 OK"),
+        ]:
+            table.add(_with(pkt(t + dt, src, dst, sp, dp, flags, len(head)), head))
+        f = next(f for f in table.open_flows() if f.sport == sport)
+        counts.append(max(n for _, n in f.logins))
+    assert set(counts) == {1}
+
+
+def test_refusals_older_than_the_window_drop_out() -> None:
+    table = FlowTable(FlowConfig(profile="corrected"))
+    for i in range(4):
+        _login(table, i * 1_000_000, 42000 + i, CONNACK_REFUSED)
+    # refusals at 0, 1, 2 and 3 s; at 300.5 s the first is more than 300 s old
+    late = _login(table, 300_500_000, 42010, CONNACK_REFUSED)
+    assert late.logins == ((300_500_400, 4),)
+    later = _login(table, 400_000_000, 42011, CONNACK_REFUSED)
+    assert later.logins == ((400_000_400, 2),)
+
+
+@dataclasses.dataclass
+class _Conn:
+    """What ``LoginTracker.segment`` reads and sets of a flow."""
+
+    dport: int
+    src: bytes = b"a"
+    dst: bytes = b"b"
+    app: int = 0
+    replies: int = 0
+    logins: tuple = ()
+
+
+def test_a_connection_is_read_for_its_first_replies_only_and_tls_not_at_all() -> None:
+    tracker = LoginTracker()
+    flow = FlowTable(FlowConfig(profile="corrected"))
+    f = _login(flow, 0, 43000, b"HTTP/1.1 200 OK")  # an MQTT client answered by no CONNACK
+    assert f.app == MQTT and f.logins == ()
+    http = _Conn(80)
+    tracker.segment(http, b"GET / HTTP/1.1\r\n", True, 0)
+    for i in range(LOGIN_REPLIES + 5):
+        tracker.segment(http, b"HTTP/1.1 401 Unauthorized", False, i)
+    assert tracker.refused == LOGIN_REPLIES and http.app == NONE
+    tls = _Conn(443)
+    tracker.segment(tls, b"\x16\x03\x01\x02\x00\x01\x00\x01", True, 0)
+    tracker.segment(tls, b"HTTP/1.1 401 Unauthorized", False, 1)
+    assert tls.app == NONE and tls.replies == 0 and tracker.refused == LOGIN_REPLIES
+
+
+def test_keys_are_bounded() -> None:
+    tracker = LoginTracker(max_keys=8)
+    for i in range(100):
+        f = _Conn(1883, src=bytes([i]), app=MQTT)
+        tracker.segment(f, CONNACK_REFUSED, False, i)
+    assert len(tracker) == 8
+
+
+def test_the_decoder_keeps_the_payload_head_without_ethernet_padding() -> None:
+    """The broker's CONNACK of mqttset_bruteforce.pcapng, as captured: a 4-byte payload in a
+    frame padded to 60 bytes (IP total length 44)."""
+    frame = bytes.fromhex(
+        "00000000000100000000000208004500002ccb454000800600"
+        "00c0a8015bc0a8015a075bd8431ed3ac2feb88c4785018020100000000"
+        "200200050000"
+    )
+    assert len(frame) == 60
+    for padding in (True, False):
+        p = Decoder(padding=padding).decode(1, frame, 0, 60)
+        assert p is not None and p.head == CONNACK_REFUSED
+        assert p.payload_len == (6 if padding else 4)
+    bare = frame[:54] + b"\x00" * 6  # the same segment without payload: the padding is no head
+    bare = bare[:16] + (40).to_bytes(2, "big") + bare[18:]
+    p = Decoder().decode(1, bare, 0, 60)
+    assert p is not None and p.head == b""
+
+
+def _meter(pcap: Path) -> tuple[list, FlowTable]:
+    table, dec, flows = FlowTable(FlowConfig(profile="corrected")), Decoder(), []
+    with open_capture(pcap) as cap:
+        for ts, linktype, frame, wire_len in cap:
+            p = dec.decode(linktype, frame, ts, wire_len)
+            if p is not None:
+                flows += table.add(p)
+    return flows + table.flush(), table
+
+
+def test_a_real_mqtt_brute_force_is_all_refusals(shared_data: Path) -> None:
+    """attacks_public/mqttset_bruteforce.pcapng (MANIFEST.tsv): 1,271 connections from
+    192.168.1.90 to the broker 192.168.1.91:1883 over 32 minutes, each refused."""
+    flows, table = _meter(shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng")
+    assert len(flows) == 1271 and {f.app for f in flows} == {MQTT}
+    assert (table.logins.refused, table.logins.accepted) == (1271, 0)  # type: ignore[union-attr]
+    counts = sorted(max(n for _, n in f.logins) for f in flows)
+    assert counts[:5] == [1, 2, 3, 4, 5]  # the count saturates at LOGIN_DEPTH later
+    assert counts[-1] == 64
+
+
+def test_real_benign_captures_have_at_most_one_net_refusal(shared_data: Path) -> None:
+    """benign_public (259 captures of the nDPI and nfstream suites): 314 HTTP, FTP and SMTP
+    connections read; one 401 in all (``ndpi_http_auth``), answered by nothing after it."""
+    refused = {}
+    read = 0
+    for pcap in sorted((shared_data / "pcaps" / "benign_public").glob("*.pcap*")):
+        flows, table = _meter(pcap)
+        read += sum(1 for f in flows if f.app > 0 or f.replies)
+        if table.logins.refused:  # type: ignore[union-attr]
+            refused[pcap.stem] = max(n for f in flows for _, n in f.logins)
+    assert refused == {"ndpi_http_auth": 1}
+    assert read == 314
