@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, ContextTracker
 from edge_nids.flows.features import FlowFeatures
+from edge_nids.flows.logins import HTTP as HTTP_APP
 from edge_nids.flows.logins import LoginTracker
 from edge_nids.flows.packet import ACK, FIN, RST, SYN, TCP, UDP, Packet, format_ip
 from edge_nids.flows.schema import PROFILES
@@ -275,8 +276,10 @@ class FlowTable:
         flows[key] = flow
         if self.context is not None:
             flow.context = self.context.observe(flow)
+            if flow.proto == TCP and self.logins._keys:  # type: ignore[union-attr]
+                self.logins.opened(flow)  # type: ignore[union-attr]
             if pkt.data_end > pkt.data:
-                self.logins.segment(flow, pkt.head, fwd, pkt.ts_us)  # type: ignore[union-attr]
+                self.logins.segment(flow, pkt, fwd)  # type: ignore[union-attr]
 
     def _oriented(self, key: tuple, pkt: Packet) -> tuple[Flow, bool]:
         """A new ``corrected`` flow for ``pkt`` with its originator (see the module docstring)."""
@@ -376,10 +379,14 @@ class FlowTable:
                     self._end(flow, "fin", out, key)
             else:
                 flow.update(pkt, fwd)
-                # login replies: the first payload decides the protocol, then the server's
-                # segments are read (a protocol they are not read for: app < 0)
-                if flow.app >= 0 and pkt.data_end > pkt.data and not (fwd and flow.app):
-                    self.logins.segment(flow, pkt.head, fwd, ts)  # type: ignore[union-attr]
+                # logins: the first payload decides the protocol, then the server's segments
+                # are read, and an HTTP client's (a protocol none are read for: app < 0)
+                if (
+                    flow.app >= 0
+                    and pkt.data_end > pkt.data
+                    and (not fwd or not flow.app or flow.app == HTTP_APP)
+                ):
+                    self.logins.segment(flow, pkt, fwd)  # type: ignore[union-attr]
                 if flags & RST:
                     del flows[key]
                     self._end(flow, "rst", out, key)

@@ -433,9 +433,10 @@ class Replayed:
     #: per flow its ``flow.sweep`` (other hosts of its destination's subnet its source had just
     #: contacted, of them unanswered), which a sweep rule reads; empty in replays saved before it
     sweep: list[tuple[int, int]] = field(default_factory=list)
-    #: per flow its ``flow.logins`` ((capture time µs, its client's net refused logins) per
-    #: refused-login reply), which a login rule reads; empty in replays saved before it
-    logins: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
+    #: per flow its ``flow.logins`` ((capture time µs, its client's net refused logins, the
+    #: distinct credentials it tried) per login reply or request), which a login rule reads;
+    #: empty in replays saved before it
+    logins: list[tuple[tuple[int, int, int], ...]] = field(default_factory=list)
 
     def forced(self, rule: EscalationRule | None) -> list[int | None] | None:
         """Per flow: the capture time from which it meets a part of ``rule`` that alerts at any
@@ -562,8 +563,8 @@ def parse_escalation(
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
     ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``, ``--sweep``
-    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none`` and ``--logins`` ``REFUSED`` (e.g. ``5``)
-    or ``none``; ValueError naming the problem."""
+    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none`` and ``--logins`` ``REFUSED[,TRIED]``
+    (e.g. ``5,5``) or ``none``; ValueError naming the problem."""
     pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
     fl = _fields(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
@@ -589,11 +590,12 @@ def parse_escalation(
 
 
 def _logins(text: str) -> LoginRule | None:
-    """``--logins`` ``REFUSED`` or ``none``; ValueError naming the problem."""
-    v = _fields(text, "--logins", "REFUSED", (int,))
+    """``--logins`` ``REFUSED[,TRIED]`` or ``none``; ValueError naming the problem."""
+    two = "," in text
+    v = _fields(text, "--logins", "REFUSED[,TRIED]", (int, int) if two else (int,))
     if v is None:
         return None
-    return LoginRule.from_dict({"refused": v[0]})
+    return LoginRule.from_dict({"refused": v[0], "tried": v[1] if two else None})
 
 
 def _sweep(text: str) -> SweepRule | None:
@@ -1094,8 +1096,16 @@ def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
-#: Login rules the report compares (net refused logins in 300 s), with the others shipped.
-LOGIN_SWEEP: tuple[int, ...] = (2, 5, 10, 20)
+#: Login rules the report compares (net refused logins, distinct credentials tried, in 300 s).
+LOGIN_SWEEP: tuple[tuple[int, int | None], ...] = (
+    (5, None),
+    (2, 5),
+    (10, 5),
+    (20, 5),
+    (5, 2),
+    (5, 10),
+    (5, 20),
+)
 
 
 def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
@@ -1111,18 +1121,27 @@ def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
         thr,
         rule,
         "logins",
-        [LoginRule(v) for v in LOGIN_SWEEP],
+        [LoginRule(*v) for v in LOGIN_SWEEP],
         f"### Login rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
-        "| flows alert at any score from a reply at which their server had refused their client, "
-        "in 300 s, net of logins accepted | benign_public flagged | lab test benign flagged | lab test "
-        "MQTT brute force | `mqttset_bruteforce` | attacker flows flagged (scan/flood/brute-force/"
+        "| flows alert at any score from a reply or request at which, in the 300 s before, their "
+        "server had refused their client this many logins net of those it accepted, or their "
+        "client had tried this many distinct credentials in HTTP requests | benign_public flagged | "
+        "lab test benign flagged | lab test MQTT / HTTP brute force | `mqttset_bruteforce` | "
+        "`lab2cripto_hydra` | `lab2cripto_burp` | attacker flows flagged (scan/flood/brute-force/"
         "slow-DoS captures) |",
-        lambda v: "(no login rule)" if v is None else f">= {v.refused} refused logins",
+        lambda v: (
+            "(no login rule)"
+            if v is None
+            else f">= {v.refused} refused"
+            + (", credentials not counted" if v.tried is None else f", or >= {v.tried} credentials tried")
+        ),
         lambda b, a_, lab: [
             b.cell(0),
             lab.cell(BENIGN),
-            lab.cell("MQTT-BruteForce"),
+            lab.cell("MQTT-BruteForce") + " / " + lab.cell("HTTP-BruteForce"),
             cell(a_, "mqttset_bruteforce"),
+            cell(a_, "lab2cripto_hydra"),
+            cell(a_, "lab2cripto_burp"),
             a_.cell(0),
         ],
     )
@@ -1262,7 +1281,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
             + (
                 ""
                 if rule.logins is None
-                else ", or, at any score, once its server had refused its client's logins again and again"
+                else ", or, at any score, once its server had refused its client's logins again and "
+                "again (or its client had tried many credentials)"
             )
             + " (below)"
         )
@@ -1307,7 +1327,14 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.logins is None
                 else f"; a flow whose server had refused its client {rule.logins.refused} logins more "
                 "than it accepted in the 300 s up to one of its replies (MQTT CONNACK not authorised, "
-                "HTTP 401, FTP 530, SMTP 535) alerts whatever its score from that reply on (the login rule)"
+                "HTTP 401, FTP 530, SMTP 535)"
+                + (
+                    ""
+                    if rule.logins.tried is None
+                    else f", or whose client had tried {rule.logins.tried} distinct credentials on its "
+                    "server in HTTP requests in the 300 s up to one of its requests"
+                )
+                + ", alerts whatever its score from then on (the login rule)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1616,12 +1643,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--logins",
-        default="5",
+        default="5,5",
         type=_logins_arg,
-        metavar="REFUSED",
+        metavar="REFUSED[,TRIED]",
         help="with --escalation, its login part: a flow whose server had refused its client REFUSED "
         "logins more than it accepted in the 300 s up to one of its replies (MQTT, HTTP 401, FTP, "
-        "SMTP) alerts whatever its score (default 5; none: no login rule)",
+        "SMTP), or whose client had tried TRIED distinct credentials on that server in HTTP "
+        "requests in those 300 s, alerts whatever its score (default 5,5; none: no login rule)",
     )
     p.add_argument(
         "--compare-work",

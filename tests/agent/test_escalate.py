@@ -474,7 +474,7 @@ def test_the_login_rule_catches_a_slow_mqtt_guesser_and_the_evaluation_agrees(
     pcap = shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng"
     pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
     rule = model.escalation
-    assert rule is not None and rule.logins == LoginRule(5)
+    assert rule is not None and rule.logins == LoginRule(5, 5)
     assert len(finals) == 1271
     first_four = sorted(finals, key=lambda f: f[0][4])[:4]
     assert alerted == {k for k, _, _ in finals} - {k for k, _, _ in first_four}
@@ -494,7 +494,7 @@ def test_the_login_rule_catches_a_slow_mqtt_guesser_and_the_evaluation_agrees(
     assert {c["family"] for c in ctx} == {"brute_force"}
     assert sum(c["count"] for c in ctx) == 1267
     first = ctx[0]["escalated"]
-    assert first == {"refused_logins": 5, "window_s": 300, "protocol": "mqtt"}
+    assert first == {"refused_logins": 5, "credentials_tried": 0, "window_s": 300, "protocol": "mqtt"}
     assert all(c["escalated"]["refused_logins"] >= 5 for c in ctx)
 
 
@@ -503,17 +503,22 @@ def test_the_login_rule_alerts_from_the_reply_that_meets_it() -> None:
     the first one after it does, whatever its score."""
     from edge_nids.agent.escalate import LoginRule
 
-    rule = EscalationRule(6, 300.0, 0.05, logins=LoginRule(5))
-    flows = [((10, 3), (20, 4)), ((30, 5),), ()]
+    rule = EscalationRule(6, 300.0, 0.05, logins=LoginRule(5, 5))
+    flows = [((10, 3, 0), (20, 4, 0)), ((30, 5, 0),), ((12, 0, 4), (38, 0, 5))]
     rep_forced = [rule.logins.since(x) for x in flows]  # type: ignore[union-attr]
-    assert rep_forced == [None, 30, None]
-    checks = [[(5, 0.01), (25, 0.01)], [(15, 0.01), (35, 0.02), (50, 0.01)], [(40, 0.01)]]
+    assert rep_forced == [None, 30, 38]
+    checks = [[(5, 0.01), (25, 0.01)], [(15, 0.01), (35, 0.02), (50, 0.01)], [(20, 0.01), (40, 0.01)]]
     keys = [(A, B), (A, V), (B, V)]
-    assert flag_checks(checks, keys, 0.9, rule, rep_forced) == [None, 35, None]
+    assert flag_checks(checks, keys, 0.9, rule, rep_forced) == [None, 35, 40]
     assert EscalationRule.from_dict(rule.to_dict()) == rule
-    assert rule.describe().endswith("refused its client >= 5 logins in 300 s")
+    assert rule.describe().endswith(
+        "refused its client >= 5 logins in 300 s, or whose client tried >= 5 credentials on it"
+    )
+    # without a credentials count (bundles before it) only refusals count
+    assert LoginRule.from_dict({"refused": 5}) == LoginRule(5) and LoginRule(5).since(flows[2]) is None
     for logins, problem in [
         ({"refused": 0}, r"escalation\.logins\.refused must be a whole number >= 1"),
+        ({"refused": 5, "tried": 0}, r"escalation\.logins\.tried must be a whole number >= 1"),
         ({}, r"escalation\.logins lacks refused"),
         (5, r"escalation\.logins must be an object"),
     ]:

@@ -13,12 +13,13 @@ from edge_nids.flows.logins import (
     ACCEPTED,
     GREETING,
     HTTP,
-    LOGIN_REPLIES,
+    LOGIN_SEGMENTS,
     MQTT,
     NONE,
     REFUSED,
     LoginTracker,
     client_app,
+    http_credentials,
     login_reply,
     server_app,
 )
@@ -101,18 +102,22 @@ def test_a_guesser_climbs_by_one_per_refusal_and_its_success_carries_the_count()
     table = FlowTable(FlowConfig(profile="corrected"))
     s = 1_000_000
     flows = [_login(table, i * 1_500_000 + s, 40000 + i, CONNACK_REFUSED) for i in range(6)]
-    assert [f.logins for f in flows] == [((i * 1_500_000 + s + 400, i + 1),) for i in range(6)]
+    # each connection after the first carries its client's count from its SYN on, then its reply's
+    assert flows[0].logins == ((s + 400, 1, 0),)
+    assert [f.logins for f in flows[1:]] == [
+        ((i * 1_500_000 + s, i, 0), (i * 1_500_000 + s + 400, i + 1, 0)) for i in range(1, 6)
+    ]
     assert all(f.app == MQTT for f in flows)
     won = _login(table, 10 * 1_500_000, 40100, CONNACK_OK)
-    assert won.logins == ((10 * 1_500_000 + 400, 6),)  # the six refusals before it
+    assert won.logins[-1] == (10 * 1_500_000 + 400, 6, 0)  # the six refusals before it
     # after the acceptance the net count starts from 5: the next refusal makes it 6 again
     again = _login(table, 11 * 1_500_000, 40101, CONNACK_REFUSED)
     assert again.logins[-1][1] == 6
     # another client of the same broker has its own count; so does another service
     other = _login(table, 12 * 1_500_000, 40102, CONNACK_REFUSED, client=C)
-    assert other.logins == ((12 * 1_500_000 + 400, 1),)
+    assert other.logins == ((12 * 1_500_000 + 400, 1, 0),)
     elsewhere = _login(table, 13 * 1_500_000, 40103, CONNACK_REFUSED, port=8883)
-    assert elsewhere.logins == ((13 * 1_500_000 + 400, 1),)
+    assert elsewhere.logins == ((13 * 1_500_000 + 400, 1, 0),)
     assert (table.logins.refused, table.logins.accepted) == (9, 1)  # type: ignore[union-attr]
 
 
@@ -134,7 +139,7 @@ def test_a_challenge_answered_on_every_connection_never_counts_up() -> None:
         ]:
             table.add(_with(pkt(t + dt, src, dst, sp, dp, flags, len(head)), head))
         f = next(f for f in table.open_flows() if f.sport == sport)
-        counts.append(max(n for _, n in f.logins))
+        counts.append(max(n for _, n, _ in f.logins))
     assert set(counts) == {1}
 
 
@@ -144,9 +149,14 @@ def test_refusals_older_than_the_window_drop_out() -> None:
         _login(table, i * 1_000_000, 42000 + i, CONNACK_REFUSED)
     # refusals at 0, 1, 2 and 3 s; at 300.5 s the first is more than 300 s old
     late = _login(table, 300_500_000, 42010, CONNACK_REFUSED)
-    assert late.logins == ((300_500_400, 4),)
+    assert late.logins == ((300_500_000, 3, 0), (300_500_400, 4, 0))
     later = _login(table, 400_000_000, 42011, CONNACK_REFUSED)
-    assert later.logins == ((400_000_400, 2),)
+    assert later.logins == ((400_000_000, 1, 0), (400_000_400, 2, 0))
+
+
+def _seg(payload: bytes, ts_us: int) -> Packet:
+    """A segment carrying ``payload`` at ``ts_us``, as ``LoginTracker.segment`` reads it."""
+    return _with(pkt(ts_us, payload=len(payload)), payload)
 
 
 @dataclasses.dataclass
@@ -167,21 +177,22 @@ def test_a_connection_is_read_for_its_first_replies_only_and_tls_not_at_all() ->
     f = _login(flow, 0, 43000, b"HTTP/1.1 200 OK")  # an MQTT client answered by no CONNACK
     assert f.app == MQTT and f.logins == ()
     http = _Conn(80)
-    tracker.segment(http, b"GET / HTTP/1.1\r\n", True, 0)
-    for i in range(LOGIN_REPLIES + 5):
-        tracker.segment(http, b"HTTP/1.1 401 Unauthorized", False, i)
-    assert tracker.refused == LOGIN_REPLIES and http.app == NONE
+    tracker.segment(http, _seg(b"GET / HTTP/1.1\r\n", 0), True)  # the first segment read
+    for i in range(LOGIN_SEGMENTS + 5):
+        tracker.segment(http, _seg(b"HTTP/1.1 401 Unauthorized", i), False)
+    assert tracker.refused == LOGIN_SEGMENTS - 1 and http.app == -HTTP  # no longer read
+    assert http.logins[-1][1] == LOGIN_SEGMENTS - 1
     tls = _Conn(443)
-    tracker.segment(tls, b"\x16\x03\x01\x02\x00\x01\x00\x01", True, 0)
-    tracker.segment(tls, b"HTTP/1.1 401 Unauthorized", False, 1)
-    assert tls.app == NONE and tls.replies == 0 and tracker.refused == LOGIN_REPLIES
+    tracker.segment(tls, _seg(b"\x16\x03\x01\x02\x00\x01\x00\x01", 0), True)
+    tracker.segment(tls, _seg(b"HTTP/1.1 401 Unauthorized", 1), False)
+    assert tls.app == NONE and tls.replies == 0 and tracker.refused == LOGIN_SEGMENTS - 1
 
 
 def test_keys_are_bounded() -> None:
     tracker = LoginTracker(max_keys=8)
     for i in range(100):
         f = _Conn(1883, src=bytes([i]), app=MQTT)
-        tracker.segment(f, CONNACK_REFUSED, False, i)
+        tracker.segment(f, _seg(CONNACK_REFUSED, i), False)
     assert len(tracker) == 8
 
 
@@ -220,7 +231,7 @@ def test_a_real_mqtt_brute_force_is_all_refusals(shared_data: Path) -> None:
     flows, table = _meter(shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng")
     assert len(flows) == 1271 and {f.app for f in flows} == {MQTT}
     assert (table.logins.refused, table.logins.accepted) == (1271, 0)  # type: ignore[union-attr]
-    counts = sorted(max(n for _, n in f.logins) for f in flows)
+    counts = sorted(max(n for _, n, _ in f.logins) for f in flows)
     assert counts[:5] == [1, 2, 3, 4, 5]  # the count saturates at LOGIN_DEPTH later
     assert counts[-1] == 64
 
@@ -234,6 +245,71 @@ def test_real_benign_captures_have_at_most_one_net_refusal(shared_data: Path) ->
         flows, table = _meter(pcap)
         read += sum(1 for f in flows if f.app > 0 or f.replies)
         if table.logins.refused:  # type: ignore[union-attr]
-            refused[pcap.stem] = max(n for f in flows for _, n in f.logins)
+            refused[pcap.stem] = max(n for f in flows for _, n, _ in f.logins)
     assert refused == {"ndpi_http_auth": 1}
     assert read == 314
+
+
+@pytest.mark.parametrize(
+    ("payload", "cred"),
+    [
+        (
+            b"GET /vulnerabilities/brute/?username=admin&password=letmein&Login=Login HTTP/1.1",
+            (b"admin", b"letmein"),
+        ),
+        (b"POST /login HTTP/1.1\r\nHost: x\r\n\r\nuser=u&pass=p4ss", (b"u", b"p4ss")),
+        (b"user=u&pass=p4ss", (b"u", b"p4ss")),  # a form body in a segment of its own
+        (b"GET /snapshot.cgi?PWD=secret HTTP/1.1", (b"", b"secret")),
+        (b"GET /search?q=password HTTP/1.1", None),  # a word, not a parameter
+        (b"GET /reset?passport=1 HTTP/1.1", None),
+        (b"GET /index.html HTTP/1.1", None),
+    ],
+)
+def test_credentials_in_a_request(payload: bytes, cred: tuple[bytes, bytes] | None) -> None:
+    assert http_credentials(payload) == cred
+
+
+def test_a_login_form_guesser_is_counted_by_the_credentials_it_tries() -> None:
+    """A form answers every try "200 OK" (an acceptance as far as the status goes): the
+    guesser's distinct user/password pairs count up, a poller's fixed password stays at one."""
+    table = FlowTable(FlowConfig(profile="corrected"))
+
+    def submit(t: int, sport: int, query: bytes, client: str = A) -> object:
+        for dt, src, dst, sp, dp, flags, head in [
+            (0, client, B, sport, 80, SYN, b""),
+            (100, B, client, 80, sport, SYN | ACK, b""),
+            (200, client, B, sport, 80, PSH | ACK, b"GET /login?" + query + b" HTTP/1.1\r\n"),
+            (300, B, client, 80, sport, PSH | ACK, b"HTTP/1.1 200 OK\r\n"),
+        ]:
+            table.add(_with(pkt(t + dt, src, dst, sp, dp, flags, len(head)), head))
+        return next(f for f in table.open_flows() if f.sport == sport and f.src_ip == client)
+
+    guesses = [submit(i * 1_000_000, 44000 + i, b"user=admin&password=pw%d" % i) for i in range(6)]
+    assert [f.logins[-1][2] for f in guesses] == [1, 2, 3, 4, 5, 6]
+    assert {n for f in guesses for _, n, _ in f.logins} == {0}  # the 200s refused nothing
+    again = submit(7_000_000, 44010, b"user=admin&password=pw0")  # a pair tried before
+    assert again.logins == ((7_000_000, 0, 6), (7_000_200, 0, 6), (7_000_300, 0, 6))
+    polls = [submit(i * 1_000_000, 45000 + i, b"user=cam&pwd=fixed", client=C) for i in range(20)]
+    assert {c for f in polls for _, _, c in f.logins} == {1}
+    assert table.logins.submitted == 27  # type: ignore[union-attr]
+
+
+def test_real_login_form_guessing_is_counted(shared_data: Path) -> None:
+    """attacks_public: Hydra and Burp Intruder against DVWA's login form (GET parameters),
+    Hydra against another site's; none of the 259 benign_public captures submits a password."""
+    got = {}
+    for name in (
+        "lab2cripto_hydra.pcapng",
+        "lab2cripto_burp.pcapng",
+        "researchpcaps_hydra_http_get_bruteforce.pcap",
+    ):
+        flows, table = _meter(shared_data / "pcaps" / "attacks_public" / name)
+        got[name] = max((c for f in flows for _, _, c in f.logins), default=0)
+    assert got == {
+        "lab2cripto_hydra.pcapng": 18,
+        "lab2cripto_burp.pcapng": 64,
+        "researchpcaps_hydra_http_get_bruteforce.pcap": 64,
+    }
+    for pcap in sorted((shared_data / "pcaps" / "benign_public").glob("*.pcap*")):
+        _, table = _meter(pcap)
+        assert table.logins.submitted == 0, pcap.name  # type: ignore[union-attr]

@@ -157,6 +157,8 @@ def test_the_login_rule_is_parsed_and_judged_from_the_reply_on() -> None:
 
     rule = parse_escalation("6,300,0.05", "none", "none", "none", "5")
     assert rule is not None and rule.logins is not None and rule.logins.refused == 5
+    both = parse_escalation("6,300,0.05", "none", "none", "none", "5,10")
+    assert both is not None and both.logins is not None and both.logins.tried == 10
     assert parse_escalation("6,300,0.05", "none", "none", "none", "none").logins is None  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="need --escalation"):
         parse_escalation("none", "none", "none", "none", "5")
@@ -172,7 +174,7 @@ def test_the_login_rule_is_parsed_and_judged_from_the_reply_on() -> None:
         srcs=[b"\x01"] * 6 + [b"\x02"],
         dsts=[b"\x09"] * 7,
         checks=[[(i * 10_000, 0.01), (i * 10_000 + 5_000, 0.01)] for i in range(6)] + [[(0, 0.01)]],
-        logins=[((i * 10_000 + 2_000, i + 1),) for i in range(6)] + [()],
+        logins=[((i * 10_000 + 2_000, i + 1, 0),) for i in range(6)] + [()],
     )
     assert guesses.alert_us(0.9, rule) == [None] * 4 + [45_000, 55_000, None]
     guesses.logins = []
