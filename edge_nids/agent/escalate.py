@@ -53,16 +53,17 @@ packages' test captures more (docs/detection.md "Sweep rule sweep"); a P2P clien
 unanswered peers never share a /24.
 
 The ``logins`` part reads what a server said, and what an HTTP client tried: a flow whose
-server had refused its client ``refused`` logins more than it accepted in the 300 s up to one
-of its replies (MQTT CONNACK "not authorised", HTTP 401, FTP 530, SMTP 535), or whose client
-had submitted ``tried`` distinct user/password pairs to that server in HTTP requests in those
-300 s (a login form answers every try with a 200 page; ``flow.logins``,
-``edge_nids.flows.logins``), alerts whatever its score from then on, as brute force. 5 and 5:
-the slow MQTT guesser of ``mqttset_bruteforce`` (held out; one try every 1.5 s, each
-connection shaped like a sensor's reconnect) 0 → 99.7 % of its flows, Burp Intruder against a
-login form 9.4 → 96.2 %, no benign flow of seven trainings' held-out replays, of the lab test
-runs or of the other packages' test captures more (docs/detection.md "Login rule sweep"); in
-all of ``benign_public`` one refusal and no password submitted.
+server had refused its client ``refused`` logins more than it accepted in the 300 s up to
+one of its replies (MQTT CONNACK "not authorised", HTTP 401, FTP 530, SMTP 535, and POP3,
+IMAP, Telnet, MySQL, PostgreSQL, SMB and Redis failures), or whose client had submitted
+``tried`` distinct user/password pairs to that server in HTTP requests in those 300 s (a
+login form answers every try with a 200 page; ``flow.logins``, ``edge_nids.flows.logins``),
+alerts whatever its score from then on, as brute force. 5 and 5: the slow MQTT guesser of
+``mqttset_bruteforce`` (held out; one try every 1.5 s, each connection shaped like a
+sensor's reconnect) 0 → 99.7 % of its flows, Burp Intruder against a login form 9.4 → 96.2
+%, no benign flow of seven trainings' held-out replays, of the lab test runs or of the other
+packages' test captures more (docs/detection.md "Login rule sweep"); in all of
+``benign_public`` two refusals and no password submitted.
 
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
@@ -226,9 +227,10 @@ class LoginRule:
     """A flow alerts whatever its score, from one of its replies or requests on, as brute
     force, when at that moment its server had refused its client at least ``refused`` logins
     more than it accepted in the 300 s before (MQTT CONNACK "not authorised", HTTP 401, FTP
-    530, SMTP 535), or its client had submitted at least ``tried`` distinct credentials to
-    that server in HTTP requests in those 300 s (a login form, which answers a wrong password
-    with an ordinary page). Reads ``flow.logins`` (``edge_nids.flows.logins``): a password
+    530, SMTP 535, and the failures of the other protocols ``flows.logins`` reads), or its
+    client had submitted at least ``tried`` distinct credentials to that server in HTTP
+    requests in those 300 s (a login form, which answers a wrong password with an ordinary
+    page). Reads ``flow.logins`` (``edge_nids.flows.logins``): a password
     guesser, however slow, whose connections each look like an ordinary login."""
 
     refused: int

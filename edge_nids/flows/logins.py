@@ -8,14 +8,28 @@ reconnects for every reading: the model flagged none of its 1,271 flows, nor did
 forest (docs/detection.md). What tells them apart is in the server's answer, which these
 protocols give in clear at a fixed place:
 
-=========  ============================================  ===============================
-protocol   refused                                       accepted
-=========  ============================================  ===============================
-MQTT       CONNACK return code 4, 5 (3.1.1) or reason    CONNACK 0
-           0x86, 0x87, 0x8C (5.0)
-HTTP/1.x   status 401, 407                               status 2xx
-FTP, SMTP  reply 530, 535 (after a ``220`` greeting)     reply 230, 235
-=========  ============================================  ===============================
+==========  ============================================  ===============================
+protocol    refused                                       accepted
+==========  ============================================  ===============================
+MQTT        CONNACK return code 4, 5 (3.1.1) or reason    CONNACK 0
+            0x86, 0x87, 0x8C (5.0)
+HTTP/1.x    status 401, 407                               status 2xx
+FTP, SMTP   reply 530, 535 (after a ``220`` greeting)     reply 230, 235
+POP3        ``-ERR`` naming auth, password, login or      (none: ``+OK`` answers any
+            credentials                                   command)
+IMAP        tagged ``NO`` naming the same                 tagged ``OK`` naming LOGIN,
+                                                          AUTHENTICATE or "logged in"
+Telnet      "Login incorrect", "Login failed",            (none: a shell prompt is any
+            "Authentication failed", "Login invalid"      text)
+MySQL       ERR 1045 (access denied), sequence 2 or 4     OK, sequence 2 or 4
+PostgreSQL  ErrorResponse with SQLSTATE 28P01 or 28000    AuthenticationOk
+SMB 1, 2    session setup: STATUS_LOGON_FAILURE,          session setup: STATUS_SUCCESS
+            STATUS_WRONG_PASSWORD
+Redis       ``-WRONGPASS``, ``-ERR invalid password``     ``+OK`` (to its AUTH)
+==========  ============================================  ===============================
+
+MQTT, MySQL, PostgreSQL and Redis have one login per connection: after its verdict
+nothing more of the connection is read.
 
 A login form answers a wrong password with an ordinary page (DVWA: "200 OK", "Username
 and/or password incorrect"), so for HTTP the client's side is read too: a request whose
@@ -25,9 +39,11 @@ parameter's, ``user``, ``username``, ``login``, ``email``, ``uname``, ``usr``). 
 submits a new pair each time (Hydra and Burp Intruder against DVWA, held out: 18 and 64
 distinct pairs within 300 s); a poller that puts a fixed password in its URL submits one.
 
-The protocol is taken from the connection's first payload (an MQTT CONNECT or an HTTP
-request from the client, an HTTP status line or a ``220`` greeting from the server), not from
-the port; anything else (TLS included) is not looked at again. Only the first
+The protocol is taken from the connection's first payload (an MQTT CONNECT, an HTTP
+request, a PostgreSQL startup message, an SMB request, a Redis AUTH or Telnet option
+negotiation from the client; an HTTP status line, a ``220``, POP3 or IMAP greeting, a MySQL
+handshake or Telnet negotiation from the server), not from the port; anything else (TLS
+included, and a PostgreSQL or MySQL connection once it turns to TLS) is not read. Only the first
 ``LOGIN_SEGMENTS`` (16) segments with payload of a connection are read (the server's, and
 an HTTP client's), and of a reply only its first bytes (``Packet.head``).
 
@@ -84,9 +100,24 @@ LOGIN_MAX_KEYS = 1024
 
 #: ``flow.app`` codes: not decided yet, nothing this module reads, or the protocol (its
 #: negative once the connection's ``LOGIN_SEGMENTS`` were read).
-UNDECIDED, NONE, MQTT, HTTP, GREETING = 0, -1, 2, 3, 4
+UNDECIDED, NONE, MQTT, HTTP, GREETING, POP3, IMAP, TELNET, MYSQL, PGSQL, SMB, REDIS = (
+    0, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+)  # fmt: skip
 #: The protocol names of ``flow.app`` codes, as alerts give them.
-APP_NAMES = {MQTT: "mqtt", HTTP: "http", GREETING: "ftp/smtp"}
+APP_NAMES = {
+    MQTT: "mqtt",
+    HTTP: "http",
+    GREETING: "ftp/smtp",
+    POP3: "pop3",
+    IMAP: "imap",
+    TELNET: "telnet",
+    MYSQL: "mysql",
+    PGSQL: "postgresql",
+    SMB: "smb",
+    REDIS: "redis",
+}
+#: Protocols with one login per connection: nothing more is read after its verdict.
+_ONE_LOGIN = frozenset((MQTT, MYSQL, PGSQL, REDIS))
 
 REFUSED, ACCEPTED = 1, -1
 
@@ -135,46 +166,141 @@ def _pair(buf: bytes, pos: int, end: int) -> tuple[bytes, bytes] | None:
 
 def client_app(head: bytes) -> int:
     """The protocol of a connection from its client's first payload: an MQTT CONNECT (protocol
-    name ``MQTT`` or ``MQIsdp`` after a 1-4 byte remaining length), an HTTP/1 request, or NONE."""
+    name ``MQTT`` or ``MQIsdp`` after a 1-4 byte remaining length), an HTTP/1 request, Telnet
+    option negotiation, a PostgreSQL startup message (protocol 3.0), an SMB request over
+    NetBIOS session framing, a Redis AUTH command, or NONE."""
     if head[:1] == b"\x10" and (b"\x00\x04MQTT" in head[2:10] or b"\x00\x06MQIsdp" in head[2:12]):
         return MQTT
     if head.startswith(_HTTP_METHODS):
         return HTTP
+    if len(head) >= 8:
+        if head[0] == 0xFF and 0xFB <= head[1] <= 0xFE:
+            return TELNET
+        if head[4:8] == b"\x00\x03\x00\x00" and head[:2] == b"\x00\x00":
+            return PGSQL
+        if head[0] == 0 and head[4:8] in (b"\xfeSMB", b"\xffSMB"):
+            return SMB
+        if head[:1] == b"*" and b"AUTH" in head.upper():
+            return REDIS
     return NONE
 
 
 def server_app(head: bytes) -> int:
     """The protocol of a connection from its server's first payload when the client sent none
-    first: an HTTP status line, a ``220`` greeting (FTP, SMTP), or NONE."""
+    first: an HTTP status line, a ``220`` greeting (FTP, SMTP), a POP3 or IMAP greeting, Telnet
+    option negotiation, a MySQL handshake (protocol 10), or NONE."""
     if head.startswith(b"HTTP/1."):
         return HTTP
     if head[:3] == b"220" and head[3:4] in (b" ", b"-"):
         return GREETING
+    if head.startswith(b"+OK"):
+        return POP3
+    if head.startswith((b"* OK", b"* PREAUTH")):
+        return IMAP
+    if len(head) >= 5:
+        if head[0] == 0xFF and 0xFB <= head[1] <= 0xFE:
+            return TELNET
+        if head[3] == 0 and head[4] == 0x0A and head[2] == 0 and head[1] < 4:  # length < 1 KiB
+            return MYSQL
     return NONE
 
 
-def login_reply(app: int, head: bytes) -> int:
-    """REFUSED, ACCEPTED or 0: what one server segment of protocol ``app`` says of a login."""
+# words of a refusal in a POP3 "-ERR", an IMAP tagged "NO" or a Telnet server's text
+_REFUSAL_WORDS = (b"auth", b"password", b"login", b"credential")
+_TELNET_REFUSALS = (b"login incorrect", b"login failed", b"authentication failed", b"login invalid")
+_IMAP_ACCEPTED = (b"login", b"authenticate", b"logged in")
+_SMB_REFUSED = (b"\x6d\x00\x00\xc0", b"\x6a\x00\x00\xc0")  # STATUS_LOGON_FAILURE, _WRONG_PASSWORD
+_REDIS_REFUSED = (b"-WRONGPASS", b"-ERR invalid password", b"-ERR invalid username-password")
+
+
+def login_reply(app: int, buf: bytes, d: int = 0, e: int | None = None) -> int:
+    """REFUSED, ACCEPTED or 0: what one server segment ``buf[d:e]`` of protocol ``app`` says
+    of a login (read in place; at most its first 256 bytes for text)."""
+    if e is None:
+        e = len(buf)
+    n = e - d
     if app == MQTT:
         # CONNACK: type 2, remaining length (< 128 here), acknowledge flags, return/reason code
-        if len(head) >= 4 and head[0] == 0x20 and 2 <= head[1] < 128 and head[2] <= 1:
-            rc = head[3]
+        if n >= 4 and buf[d] == 0x20 and 2 <= buf[d + 1] < 128 and buf[d + 2] <= 1:
+            rc = buf[d + 3]
             if rc == 0:
                 return ACCEPTED
             if rc in _MQTT_REFUSED:
                 return REFUSED
         return 0
     if app == HTTP:
-        if head.startswith(b"HTTP/1.") and len(head) >= 12:
-            code = head[9:12]
+        if n >= 12 and buf.startswith(b"HTTP/1.", d):
+            code = buf[d + 9 : d + 12]
             if code == b"401" or code == b"407":
                 return REFUSED
-            if head[9:10] == b"2":
+            if code[:1] == b"2":
                 return ACCEPTED
         return 0
-    if head[3:4] in (b" ", b"-"):
-        return _REPLY.get(head[:3], 0)
+    if app == GREETING:
+        if n >= 4 and buf[d + 3] in b" -":
+            return _REPLY.get(buf[d : d + 3], 0)
+        return 0
+    if app == POP3:
+        if buf.startswith(b"-ERR", d) and _has(buf[d : min(e, d + 256)].lower(), _REFUSAL_WORDS):
+            return REFUSED
+        return 0
+    if app == IMAP:
+        if buf.startswith(b"* ", d):  # untagged
+            return 0
+        line = buf[d : min(e, d + 256)]
+        word = line.find(b" ", 0, 24)  # after the tag
+        if word < 0:
+            return 0
+        if line.startswith(b" NO ", word):
+            return REFUSED if _has(line.lower(), _REFUSAL_WORDS) else 0
+        if line.startswith(b" OK ", word):
+            return ACCEPTED if _has(line.lower(), _IMAP_ACCEPTED) else 0
+        return 0
+    if app == TELNET:
+        return REFUSED if _has(buf[d : min(e, d + 256)].lower(), _TELNET_REFUSALS) else 0
+    if app == MYSQL:
+        # a packet: 3-byte length, sequence number 2 (or 4 after an auth switch), then OK
+        # (0x00) or ERR (0xFF) with error 1045, "access denied"
+        if n >= 7 and buf[d + 2] == 0 and buf[d + 1] < 4 and buf[d + 3] in (2, 4):
+            kind = buf[d + 4]
+            if kind == 0x00:
+                return ACCEPTED
+            if kind == 0xFF and buf[d + 5 : d + 7] == b"\x15\x04":
+                return REFUSED
+        return 0
+    if app == PGSQL:
+        # AuthenticationOk, or an ErrorResponse with SQLSTATE 28P01 or 28000
+        if buf.startswith(b"R\x00\x00\x00\x08\x00\x00\x00\x00", d):
+            return ACCEPTED
+        if n > 0 and buf[d] == 0x45:  # "E"
+            end = min(e, d + 256)
+            if buf.find(b"C28P01\x00", d, end) >= 0 or buf.find(b"C28000\x00", d, end) >= 0:
+                return REFUSED
+        return 0
+    if app == SMB:
+        # the session setup response's NT status (SMB2: command 1; SMB1: 0x73)
+        if n >= 18 and buf.startswith(b"\xfeSMB", d + 4):
+            if buf[d + 16 : d + 18] != b"\x01\x00":
+                return 0
+            status = buf[d + 12 : d + 16]
+        elif n >= 13 and buf.startswith(b"\xffSMB", d + 4):
+            if buf[d + 8] != 0x73:
+                return 0
+            status = buf[d + 9 : d + 13]
+        else:
+            return 0
+        if status == b"\x00\x00\x00\x00":
+            return ACCEPTED
+        return REFUSED if status in _SMB_REFUSED else 0
+    if app == REDIS:
+        if buf.startswith(_REDIS_REFUSED, d):
+            return REFUSED
+        return ACCEPTED if buf.startswith(b"+OK", d) else 0
     return 0
+
+
+def _has(text: bytes, words: tuple[bytes, ...]) -> bool:
+    return any(w in text for w in words)
 
 
 class LoginTracker:
@@ -204,7 +330,7 @@ class LoginTracker:
             return
         if app == UNDECIDED:
             app = flow.app = client_app(pkt.head) if fwd else server_app(pkt.head)
-            if app != HTTP:  # a greeting or a CONNECT is no verdict; NONE: nothing to read
+            if app != HTTP:  # a greeting or a request is no verdict; NONE: nothing to read
                 return
         elif fwd and app != HTTP:
             return
@@ -219,9 +345,11 @@ class LoginTracker:
             return
         if app == HTTP and not frame.startswith(b"HTTP/1.", d):
             return  # a body segment: tested in place, most of an HTTP server's segments
-        verdict = login_reply(app, pkt.head)
+        verdict = login_reply(app, frame, d, pkt.data_end)
         if verdict:
             self._record(flow, verdict, pkt.ts_us)
+            if app in _ONE_LOGIN:
+                flow.app = -app  # its one login is decided
 
     def opened(self, flow: Any) -> None:
         """A new TCP connection: it carries its client's counts at that server port as they

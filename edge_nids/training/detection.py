@@ -1327,7 +1327,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.logins is None
                 else f"; a flow whose server had refused its client {rule.logins.refused} logins more "
                 "than it accepted in the 300 s up to one of its replies (MQTT CONNACK not authorised, "
-                "HTTP 401, FTP 530, SMTP 535)"
+                "HTTP 401, FTP 530, SMTP 535, POP3, IMAP, Telnet, MySQL, PostgreSQL, SMB, Redis)"
                 + (
                     ""
                     if rule.logins.tried is None

@@ -13,10 +13,18 @@ from edge_nids.flows.logins import (
     ACCEPTED,
     GREETING,
     HTTP,
+    IMAP,
     LOGIN_SEGMENTS,
     MQTT,
+    MYSQL,
     NONE,
+    PGSQL,
+    POP3,
+    REDIS,
     REFUSED,
+    SMB,
+    TELNET,
+    UNDECIDED,
     LoginTracker,
     client_app,
     http_credentials,
@@ -107,7 +115,7 @@ def test_a_guesser_climbs_by_one_per_refusal_and_its_success_carries_the_count()
     assert [f.logins for f in flows[1:]] == [
         ((i * 1_500_000 + s, i, 0), (i * 1_500_000 + s + 400, i + 1, 0)) for i in range(1, 6)
     ]
-    assert all(f.app == MQTT for f in flows)
+    assert all(f.app == -MQTT for f in flows)  # MQTT, its one login decided
     won = _login(table, 10 * 1_500_000, 40100, CONNACK_OK)
     assert won.logins[-1] == (10 * 1_500_000 + 400, 6, 0)  # the six refusals before it
     # after the acceptance the net count starts from 5: the next refusal makes it 6 again
@@ -229,7 +237,7 @@ def test_a_real_mqtt_brute_force_is_all_refusals(shared_data: Path) -> None:
     """attacks_public/mqttset_bruteforce.pcapng (MANIFEST.tsv): 1,271 connections from
     192.168.1.90 to the broker 192.168.1.91:1883 over 32 minutes, each refused."""
     flows, table = _meter(shared_data / "pcaps" / "attacks_public" / "mqttset_bruteforce.pcapng")
-    assert len(flows) == 1271 and {f.app for f in flows} == {MQTT}
+    assert len(flows) == 1271 and {f.app for f in flows} == {-MQTT}
     assert (table.logins.refused, table.logins.accepted) == (1271, 0)  # type: ignore[union-attr]
     counts = sorted(max(n for _, n, _ in f.logins) for f in flows)
     assert counts[:5] == [1, 2, 3, 4, 5]  # the count saturates at LOGIN_DEPTH later
@@ -237,17 +245,18 @@ def test_a_real_mqtt_brute_force_is_all_refusals(shared_data: Path) -> None:
 
 
 def test_real_benign_captures_have_at_most_one_net_refusal(shared_data: Path) -> None:
-    """benign_public (259 captures of the nDPI and nfstream suites): 314 HTTP, FTP and SMTP
-    connections read; one 401 in all (``ndpi_http_auth``), answered by nothing after it."""
+    """benign_public (259 captures of the nDPI and nfstream suites): 329 connections of the
+    protocols read; two refusals in all: a 401 (``ndpi_http_auth``) and a POP3 "-ERR
+    authentication failed" (``ndpi_pop3``), each answered by nothing after it."""
     refused = {}
     read = 0
     for pcap in sorted((shared_data / "pcaps" / "benign_public").glob("*.pcap*")):
         flows, table = _meter(pcap)
-        read += sum(1 for f in flows if f.app > 0 or f.replies)
+        read += sum(1 for f in flows if f.app not in (UNDECIDED, NONE))  # a protocol recognised
         if table.logins.refused:  # type: ignore[union-attr]
             refused[pcap.stem] = max(n for f in flows for _, n, _ in f.logins)
-    assert refused == {"ndpi_http_auth": 1}
-    assert read == 314
+    assert refused == {"ndpi_http_auth": 1, "ndpi_pop3": 1}
+    assert read == 329
 
 
 @pytest.mark.parametrize(
@@ -313,3 +322,87 @@ def test_real_login_form_guessing_is_counted(shared_data: Path) -> None:
     for pcap in sorted((shared_data / "pcaps" / "benign_public").glob("*.pcap*")):
         _, table = _meter(pcap)
         assert table.logins.submitted == 0, pcap.name  # type: ignore[union-attr]
+
+
+# SMB2 over NetBIOS session framing: length, "\xfeSMB", structure size 64, credit charge,
+# NT status (little-endian), command (1: SESSION_SETUP)
+def _smb2(status: int, command: int = 1) -> bytes:
+    return (
+        b"\x00\x00\x00\x48\xfeSMB\x40\x00\x01\x00"
+        + status.to_bytes(4, "little")
+        + command.to_bytes(2, "little")
+    )
+
+
+@pytest.mark.parametrize(
+    ("head", "side", "app"),
+    [  # first payloads, from benign_public's ndpi_pgsql, ndpi_mysql, ndpi_smb_deletefile,
+        # ndpi_telnet, ndpi_pop3 and ndpi_imap
+        (b"\x00\x00\x00&\x00\x03\x00\x00user\x00oryx\x00", "client", PGSQL),
+        (b"\x00\x00\x00\x08\x04\xd2\x16/", "client", NONE),  # SSLRequest: TLS follows
+        (b"\x00\x00\x01x\xfeSMB@\x00\x01\x00\x00\x00\x00\x00", "client", SMB),
+        (b"\xff\xfd\x03\xff\xfb\x18\xff\xfb\x1f\xff\xfb", "client", TELNET),
+        (b"*2\r\n$4\r\nAUTH\r\n$8\r\n", "client", REDIS),
+        (b"*1\r\n$4\r\nPING\r\n", "client", NONE),
+        (b"J\x00\x00\x00\n8.0.36\x00\x0c\x00\x00\x00", "server", MYSQL),
+        (b"+OK POP server ready H migmxus005\r\n", "server", POP3),
+        (b"* OK IMAP4Rev1 Server Version 4.9", "server", IMAP),
+        (b"\xff\xfd%", "server", NONE),  # too short to tell
+        (b"\xff\xfd\x18\xff\xfd \xff\xfd#\xff\xfd'", "server", TELNET),
+    ],
+)
+def test_more_protocols_are_told_by_their_first_payload(head: bytes, side: str, app: int) -> None:
+    assert (client_app if side == "client" else server_app)(head) == app
+
+
+@pytest.mark.parametrize(
+    ("app", "reply", "verdict"),
+    [
+        (POP3, b"-ERR authentication failed\r\n", REFUSED),  # ndpi_pop3, after AUTH PLAIN
+        (POP3, b"-ERR [AUTH] Invalid login\r\n", REFUSED),
+        (POP3, b"-ERR 1 argument required\r\n", 0),  # ndpi_pop3: a bad command
+        (POP3, b"+OK mailbox has 2 messages\r\n", 0),
+        (IMAP, b"a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", REFUSED),
+        (IMAP, b"C00001 OK LOGIN completed\r\n", ACCEPTED),  # ndpi_imap
+        (IMAP, b"C00000 OK CAPABILITY completed\r\n", 0),  # ndpi_imap
+        (IMAP, b"a2 NO [TRYCREATE] Mailbox doesn't exist\r\n", 0),
+        (IMAP, b"* CAPABILITY IMAP4rev1 AUTH=LOGIN\r\n", 0),
+        (TELNET, b"\r\nLogin incorrect\r\nlogin: ", REFUSED),
+        (TELNET, b"\r\n% Authentication failed\r\n", REFUSED),
+        (TELNET, b"Password: ", 0),
+        (MYSQL, b"\x48\x00\x00\x02\xff\x15\x04#28000Access denied for user", REFUSED),
+        (MYSQL, b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00", ACCEPTED),  # ndpi_mysql
+        (MYSQL, b"\x17\x03\x03\x00\xfa/\x13\xb77\xf2\xc8", 0),  # TLS after an SSL request
+        (PGSQL, b"R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x1c", ACCEPTED),  # ndpi_pgsql
+        (PGSQL, b"R\x00\x00\x00\x0c\x00\x00\x00\x05\xadD\xffT", 0),  # the MD5 challenge
+        (PGSQL, b"E\x00\x00\x00\x64SFATAL\x00VFATAL\x00C28P01\x00Mpassword authentication failed", REFUSED),
+        (PGSQL, b"E\x00\x00\x00\x50SFATAL\x00C3D000\x00Mdatabase does not exist", 0),
+        (SMB, _smb2(0xC000006D), REFUSED),  # STATUS_LOGON_FAILURE
+        (SMB, _smb2(0), ACCEPTED),
+        (SMB, _smb2(0xC0000016), 0),  # more processing required: the NTLM challenge
+        (SMB, _smb2(0xC000006D, command=5), 0),  # not a session setup
+        (SMB, b"\x00\x00\x00\x23\xffSMB\x73" + (0xC000006D).to_bytes(4, "little"), REFUSED),  # SMB1
+        (REDIS, b"-WRONGPASS invalid username-password pair", REFUSED),
+        (REDIS, b"-ERR invalid password\r\n", REFUSED),
+        (REDIS, b"+OK\r\n", ACCEPTED),
+    ],
+)
+def test_login_replies_of_more_protocols(app: int, reply: bytes, verdict: int) -> None:
+    assert login_reply(app, reply) == verdict
+    framed = b"\x00" * 54 + reply + b"\x00" * 6  # in place, in a frame, with padding after
+    assert login_reply(app, framed, 54, 54 + len(reply)) == verdict
+
+
+@pytest.mark.parametrize(
+    ("name", "refused", "accepted"),
+    [  # hand-checked in the captures (tcpdump -A): one AUTH PLAIN refused; "C00001 OK LOGIN
+        # completed"; the first connection's OK (the second goes TLS); two AuthenticationOk
+        ("ndpi_pop3.pcap", 1, 0),
+        ("ndpi_imap.pcap", 0, 1),
+        ("ndpi_mysql.pcapng", 0, 1),
+        ("ndpi_pgsql.pcap", 0, 2),
+    ],
+)
+def test_real_logins_of_more_protocols(shared_data: Path, name: str, refused: int, accepted: int) -> None:
+    _, table = _meter(shared_data / "pcaps" / "benign_public" / name)
+    assert (table.logins.refused, table.logins.accepted) == (refused, accepted)  # type: ignore[union-attr]
