@@ -15,10 +15,12 @@ MQTT        CONNACK return code 4, 5 (3.1.1) or reason    CONNACK 0
             0x86, 0x87, 0x8C (5.0)
 HTTP/1.x    status 401, 407                               status 2xx
 FTP, SMTP   reply 530, 535 (after a ``220`` greeting)     reply 230, 235
-POP3        ``-ERR`` naming auth, password, login or      (none: ``+OK`` answers any
-            credentials                                   command)
-IMAP        tagged ``NO`` naming the same                 tagged ``OK`` naming LOGIN,
-                                                          AUTHENTICATE or "logged in"
+POP3        ``-ERR [AUTH]``, or a ``-ERR`` without a      (none: ``+OK`` answers any
+            response code naming auth, password, login    command)
+            or credentials
+IMAP        tagged ``NO [AUTHENTICATIONFAILED]`` (or      tagged ``OK`` naming LOGIN,
+            ``[AUTHORIZATIONFAILED]``), or one without    AUTHENTICATE or "logged in"
+            a response code naming the same
 Telnet      "Login incorrect", "Login failed",            (none: a shell prompt is any
             "Authentication failed", "Login invalid"      text)
 MySQL       ERR 1045 (access denied), sequence 2 or 4     OK, sequence 2 or 4
@@ -209,6 +211,7 @@ def server_app(head: bytes) -> int:
 _REFUSAL_WORDS = (b"auth", b"password", b"login", b"credential")
 _TELNET_REFUSALS = (b"login incorrect", b"login failed", b"authentication failed", b"login invalid")
 _IMAP_ACCEPTED = (b"login", b"authenticate", b"logged in")
+_IMAP_REFUSED = (b"[authenticationfailed]", b"[authorizationfailed]")
 _SMB_REFUSED = (b"\x6d\x00\x00\xc0", b"\x6a\x00\x00\xc0")  # STATUS_LOGON_FAILURE, _WRONG_PASSWORD
 _REDIS_REFUSED = (b"-WRONGPASS", b"-ERR invalid password", b"-ERR invalid username-password")
 
@@ -241,8 +244,13 @@ def login_reply(app: int, buf: bytes, d: int = 0, e: int | None = None) -> int:
             return _REPLY.get(buf[d : d + 3], 0)
         return 0
     if app == POP3:
-        if buf.startswith(b"-ERR", d) and _has(buf[d : min(e, d + 256)].lower(), _REFUSAL_WORDS):
-            return REFUSED
+        if buf.startswith(b"-ERR", d):
+            # an RFC 3206 response code decides: [AUTH] is a refusal, [IN-USE], [SYS/TEMP] or
+            # [LOGIN-DELAY] are not; without one, the words of the text
+            text = buf[d + 4 : min(e, d + 256)].lstrip().lower()
+            if text.startswith(b"["):
+                return REFUSED if text.startswith(b"[auth]") else 0
+            return REFUSED if _has(text, _REFUSAL_WORDS) else 0
         return 0
     if app == IMAP:
         if buf.startswith(b"* ", d):  # untagged
@@ -252,7 +260,12 @@ def login_reply(app: int, buf: bytes, d: int = 0, e: int | None = None) -> int:
         if word < 0:
             return 0
         if line.startswith(b" NO ", word):
-            return REFUSED if _has(line.lower(), _REFUSAL_WORDS) else 0
+            # an RFC 5530 response code decides ([AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED]
+            # are refusals; [INUSE], [UNAVAILABLE], [TRYCREATE]... not); without one, the words
+            text = line[word + 4 :].lstrip().lower()
+            if text.startswith(b"["):
+                return REFUSED if text.startswith(_IMAP_REFUSED) else 0
+            return REFUSED if _has(text, _REFUSAL_WORDS) else 0
         if line.startswith(b" OK ", word):
             return ACCEPTED if _has(line.lower(), _IMAP_ACCEPTED) else 0
         return 0

@@ -361,11 +361,15 @@ def test_more_protocols_are_told_by_their_first_payload(head: bytes, side: str, 
         (POP3, b"-ERR authentication failed\r\n", REFUSED),  # ndpi_pop3, after AUTH PLAIN
         (POP3, b"-ERR [AUTH] Invalid login\r\n", REFUSED),
         (POP3, b"-ERR 1 argument required\r\n", 0),  # ndpi_pop3: a bad command
+        (POP3, b"-ERR [IN-USE] login in use, maildrop locked\r\n", 0),  # RFC 3206 codes
+        (POP3, b"-ERR [SYS/TEMP] authentication service unavailable\r\n", 0),
         (POP3, b"+OK mailbox has 2 messages\r\n", 0),
         (IMAP, b"a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", REFUSED),
         (IMAP, b"C00001 OK LOGIN completed\r\n", ACCEPTED),  # ndpi_imap
         (IMAP, b"C00000 OK CAPABILITY completed\r\n", 0),  # ndpi_imap
         (IMAP, b"a2 NO [TRYCREATE] Mailbox doesn't exist\r\n", 0),
+        (IMAP, b"a3 NO [UNAVAILABLE] Login service unavailable\r\n", 0),  # RFC 5530 codes
+        (IMAP, b"a4 NO Login failed.\r\n", REFUSED),
         (IMAP, b"* CAPABILITY IMAP4rev1 AUTH=LOGIN\r\n", 0),
         (TELNET, b"\r\nLogin incorrect\r\nlogin: ", REFUSED),
         (TELNET, b"\r\n% Authentication failed\r\n", REFUSED),
