@@ -323,16 +323,17 @@ class LoginTracker:
     def __init__(self, window_us: int = LOGIN_WINDOW_US, max_keys: int = LOGIN_MAX_KEYS) -> None:
         self.window_us = window_us
         self.max_keys = max_keys
-        # (client, server, port) -> [its (time µs, +1 refused / -1 accepted) events in the window,
-        # oldest first; their sum; its (time µs, hash of the credentials) submissions]
-        self._keys: OrderedDict[tuple[bytes, bytes, int], list[Any]] = OrderedDict()
+        #: (client, server, port) -> [its (time µs, +1 refused / -1 accepted) events in the
+        #: window, oldest first; their sum; its (time µs, hash of the credentials) submissions]
+        #: (read-only outside: the flow table asks whether it is empty)
+        self.keys: OrderedDict[tuple[bytes, bytes, int], list[Any]] = OrderedDict()
         #: refusals, acceptances and credential submissions recorded
         self.refused = 0
         self.accepted = 0
         self.submitted = 0
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self.keys)
 
     def segment(self, flow: Any, pkt: Any, fwd: bool) -> None:
         """One TCP segment with payload (``pkt``: its ``head``, frame and bounds; ``fwd``: from
@@ -369,17 +370,16 @@ class LoginTracker:
         stand at its first packet (a guesser's next connection is one of the run before its
         server says anything, and a form guesser's page fetches in between are too)."""
         key = (flow.src, flow.dst, flow.dport)
-        if key not in self._keys:
+        if key not in self.keys:
             return
-        entry = self._entry(flow, flow.first_us)
+        entry = self._entry(key, flow.first_us)
         net, tried = max(0, entry[1]), len(entry[2])
         if net or tried:
             flow.logins = ((flow.first_us, net, tried),)
 
-    def _entry(self, flow: Any, ts_us: int) -> list[Any]:
-        """The flow's (client, service) entry, its events older than the window dropped."""
-        key = (flow.src, flow.dst, flow.dport)
-        keys = self._keys
+    def _entry(self, key: tuple[bytes, bytes, int], ts_us: int) -> list[Any]:
+        """The (client, server, port) entry of ``key``, its events older than the window dropped."""
+        keys = self.keys
         entry = keys.get(key)
         if entry is None:
             if len(keys) >= self.max_keys:
@@ -397,7 +397,7 @@ class LoginTracker:
         return entry
 
     def _submitted(self, flow: Any, cred: tuple[bytes, bytes], ts_us: int) -> None:
-        entry = self._entry(flow, ts_us)
+        entry = self._entry((flow.src, flow.dst, flow.dport), ts_us)
         creds = entry[2]
         h = hash(cred)
         for i, (_, old) in enumerate(creds):
@@ -413,12 +413,13 @@ class LoginTracker:
         # a running sum per key, not a recount of its events: recounting (up to 64 events per
         # reply) made the flow table 32 % slower on mqttset_bruteforce (a refusal per
         # connection), the running sum 20 %
-        if verdict == ACCEPTED and (flow.src, flow.dst, flow.dport) not in self._keys:
+        key = (flow.src, flow.dst, flow.dport)
+        if verdict == ACCEPTED and key not in self.keys:
             # nothing to offset (no refusal or try in the window): every HTTP 200 would
             # otherwise make a key, and the flow table 10-20 % slower on the lab's web traffic
             self.accepted += 1
             return
-        entry = self._entry(flow, ts_us)
+        entry = self._entry(key, ts_us)
         net = entry[1]
         entry[0].append((ts_us, verdict))
         if verdict == REFUSED:

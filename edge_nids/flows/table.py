@@ -149,12 +149,14 @@ class Flow(FlowFeatures):
         #: (other addresses of the destination's subnet the originator just contacted, of them
         #: unanswered): ``flows.context``, read by the agent's sweep rule, not a model input
         self.sweep: tuple[int, int] = NO_SWEEP
-        #: the protocol whose login replies are read (``flows.logins``: 0 not decided yet, -1
-        #: none), the server segments read, and per refused-login reply (capture time µs, the
-        #: client's net refused logins at this service in the last 300 s): the login rule's
+        #: the protocol whose logins are read (``flows.logins``: 0 not decided yet, -1 none, a
+        #: code's negative once no more is read), the segments read, and per login reply or
+        #: request and at a TCP connection's start (capture time µs, the client's net refused
+        #: logins at this service in the last 300 s, the distinct credentials it tried there):
+        #: the login rule's
         self.app = 0
         self.replies = 0
-        self.logins: tuple[tuple[int, int], ...] = ()
+        self.logins: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def src_ip(self) -> str:
@@ -276,7 +278,7 @@ class FlowTable:
         flows[key] = flow
         if self.context is not None:
             flow.context = self.context.observe(flow)
-            if flow.proto == TCP and self.logins._keys:  # type: ignore[union-attr]
+            if flow.proto == TCP and self.logins.keys:  # type: ignore[union-attr]
                 self.logins.opened(flow)  # type: ignore[union-attr]
             if pkt.data_end > pkt.data:
                 self.logins.segment(flow, pkt, fwd)  # type: ignore[union-attr]
