@@ -65,6 +65,14 @@ sensor's reconnect) 0 → 99.7 % of its flows, Burp Intruder against a login for
 packages' test captures more (docs/detection.md "Login rule sweep"); in all of
 ``benign_public`` two refusals and no password submitted.
 
+The ``ports`` part is a slow port scan's: a TCP flow whose source's latest connections to
+``ports`` other ports of its destination, started in the 300 s before, went unanswered, or
+that opens with a FIN, NULL or Xmas probe (``flow.ports``, ``flow.stealth``,
+``edge_nids.flows.context.PortTracker``), alerts whatever its score, as a port scan. 4 ports:
+nDPI's 7-probe scan over 40 s (held out: the model flagged 2) alerts on its last three,
+no flow of ``benign_public``, of the other packages' test captures or of the demo's benign
+traffic has more than 1 such port, and none opens with such a probe (docs/agent.md).
+
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
 its last ``flood.sources`` distinct alerting sources.
@@ -90,6 +98,7 @@ __all__ = [
     "Escalator",
     "FloodRule",
     "LoginRule",
+    "PortScanRule",
     "SweepRule",
     "VolumeRule",
     "flag_checks",
@@ -223,6 +232,42 @@ class SweepRule:
 
 
 @dataclass(frozen=True)
+class PortScanRule:
+    """A TCP flow alerts whatever its score, as a port scan, when its originator's latest
+    flows to at least ``ports`` other ports of its destination, started in the 300 s before
+    it, were left unanswered (refused, half-open, or a handshake without data), or, with
+    ``stealth``, when its first packet carried none of SYN, ACK and RST (nmap's FIN, NULL
+    and Xmas probes, which no TCP stack sends). Reads ``flow.ports`` and ``flow.stealth``
+    (``edge_nids.flows.context.PortTracker``): a slow scan, whose probes come seconds apart
+    and each look like one refused connection."""
+
+    ports: int
+    stealth: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Any) -> PortScanRule:
+        """From a bundle's ``escalation.ports`` object; ValueError naming what is wrong."""
+        w = "escalation.ports"
+        d = _object(d, w, ("ports",))
+        stealth = d.get("stealth", True)
+        if not isinstance(stealth, bool):
+            raise ValueError(f"{w}.stealth must be true or false, got {stealth!r}")
+        return cls(_whole(d, "ports", w), stealth)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ports": self.ports, "stealth": self.stealth}
+
+    def matches(self, ports: int, stealth: bool) -> bool:
+        """Whether a flow's ``ports`` and ``stealth`` meet the rule."""
+        return ports >= self.ports or (self.stealth and stealth)
+
+    @staticmethod
+    def why(ports: int, stealth: bool) -> dict[str, Any]:
+        """The ``alert.context.escalated`` object of a flow the rule flags: its own values."""
+        return {"host_ports_unanswered": int(ports), "stealth_probe": bool(stealth), "window_s": 300}
+
+
+@dataclass(frozen=True)
 class LoginRule:
     """A flow alerts whatever its score, from one of its replies or requests on, as brute
     force, when at that moment its server had refused its client at least ``refused`` logins
@@ -281,7 +326,8 @@ class EscalationRule:
     against one destination from many sources lower the threshold of all its flows; with
     ``volume``, a flow to a service flooded by many unanswered sources alerts at any score;
     with ``sweep``, so does a flow of a source sweeping the destination's subnet; with
-    ``logins``, so does a flow whose server keeps refusing its client's logins."""
+    ``logins``, so does a flow whose server keeps refusing its client's logins; with
+    ``ports``, so does a TCP flow of a source probing many ports of its destination."""
 
     alerts: int
     window_s: float
@@ -290,6 +336,7 @@ class EscalationRule:
     volume: VolumeRule | None = None
     sweep: SweepRule | None = None
     logins: LoginRule | None = None
+    ports: PortScanRule | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EscalationRule:
@@ -300,6 +347,7 @@ class EscalationRule:
         volume = VolumeRule.from_dict(d["volume"]) if d.get("volume") is not None else None
         sweep = SweepRule.from_dict(d["sweep"]) if d.get("sweep") is not None else None
         logins = LoginRule.from_dict(d["logins"]) if d.get("logins") is not None else None
+        ports = PortScanRule.from_dict(d["ports"]) if d.get("ports") is not None else None
         return cls(
             _whole(d, "alerts", w),
             _number(d, "window_s", w, 0, None, True),
@@ -308,6 +356,7 @@ class EscalationRule:
             volume,
             sweep,
             logins,
+            ports,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,12 +369,14 @@ class EscalationRule:
             d["sweep"] = self.sweep.to_dict()
         if self.logins is not None:
             d["logins"] = self.logins.to_dict()
+        if self.ports is not None:
+            d["ports"] = self.ports.to_dict()
         return d
 
     @property
     def any_score(self) -> bool:
-        """Whether a part alerts whatever the score (volume, sweep, logins)."""
-        return self.volume is not None or self.sweep is not None or self.logins is not None
+        """Whether a part alerts whatever the score (volume, sweep, logins, ports)."""
+        return any(p is not None for p in (self.volume, self.sweep, self.logins, self.ports))
 
     @property
     def low(self) -> float:
@@ -356,6 +407,14 @@ class EscalationRule:
             text += f"; any flow whose server refused its client >= {lg.refused} logins in 300 s"
             if lg.tried is not None:
                 text += f", or whose client tried >= {lg.tried} credentials on it"
+        if self.ports is not None:
+            pr = self.ports
+            text += (
+                f"; any TCP flow of a source that left >= {pr.ports} other ports of its destination "
+                "unanswered in 300 s"
+            )
+            if pr.stealth:
+                text += ", or that opens with a FIN, NULL or Xmas probe"
         return text
 
 
@@ -457,8 +516,8 @@ def flag_checks(
     ``checks[i]``: flow ``i``'s classifications (time µs, score) as the agent made them (a
     replay with nothing alerting, so every check is made); ``keys[i]``: its escalation key
     (``(src, dst)``); ``forced[i]``: the capture time from which the flow meets a part of
-    ``rule`` that alerts whatever the score (0 for ``volume`` and ``sweep``, which its context
-    meets from its start; its reply's time for ``logins``), or None. A check alerts at
+    ``rule`` that alerts whatever the score (0 for ``volume``, ``sweep`` and ``ports``, which
+    its context meets from its start; its reply's time for ``logins``), or None. A check alerts at
     ``threshold``, at any score from ``forced[i]`` on, or when :meth:`Escalator.why` says it
     is escalated by the alerts before it, taken in time order as the agent takes them.
     """

@@ -432,6 +432,8 @@ class Pipeline:
         sweep = esc.rule.sweep if esc is not None and model.edge_schema else None
         # the login rule: flows whose server keeps refusing their client's logins, any score
         logins = esc.rule.logins if esc is not None and model.edge_schema else None
+        # the port-scan rule: TCP flows of a source probing many ports of one host, any score
+        ports = esc.rule.ports if esc is not None and model.edge_schema else None
         for i, ((f, final, now_us), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
@@ -452,7 +454,10 @@ class Pipeline:
                 if escalated is None and sweep is not None and sweep.matches(*f.sweep):
                     escalated = sweep.why(*f.sweep)
                     swept = True
-                if escalated:
+                if escalated is None and ports is not None and ports.matches(f.ports, f.stealth):
+                    escalated = ports.why(f.ports, f.stealth)
+                    family = "scan"  # what the rule saw names it
+                elif escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
             # a site file silences flows like the learnt ones; refused logins never are

@@ -23,6 +23,17 @@ from a P2P client's peers, which are spread over the whole address space.
 Memory is constant per key (a ring of ``depth`` references) and bounded: at
 most ``max_keys`` originators and services each, least recently seen dropped
 first, so a flood of spoofed sources costs at most ``max_keys`` rings.
+
+``PortTracker`` counts a slower kind of scan, one host's ports probed over minutes
+(nmap ``-T2`` waits 0.4 s between probes, ``-T1`` 15 s; the nDPI ``tcp_scan`` capture
+probes 7 ports of one host over 40 s): per (originator, destination) pair, the TCP ports
+of its last ``depth`` flows started within ``window_us`` (300 s), and gives each new TCP
+flow ``flow.ports``: how many other ports of its destination its originator has an
+unanswered latest flow to (refused, half-open, or a handshake that carried no data). The
+flow table feeds it only flows seen from their first packet (a SYN, or a FIN, NULL or Xmas
+probe): connections first seen mid-stream have no known originator, and idle keep-alive
+ones carry no data. Not a model input either: the agent's port-scan rule reads it
+(``edge_nids.agent.escalate.PortScanRule``).
 """
 
 from __future__ import annotations
@@ -40,8 +51,13 @@ __all__ = [
     "CONTEXT_WINDOW_US",
     "NO_CONTEXT",
     "NO_SWEEP",
+    "PADDING_BYTES",
+    "PORTS_DEPTH",
+    "PORTS_MAX_KEYS",
+    "PORTS_WINDOW_US",
     "SERVICE_WINDOW_US",
     "ContextTracker",
+    "PortTracker",
     "unanswered",
 ]
 
@@ -55,9 +71,15 @@ RATE_TAU_US = 10_000_000
 CONTEXT_DEPTH = 32
 #: Originators (and, separately, services) tracked at once.
 CONTEXT_MAX_KEYS = 1024
+#: How far back the port-scan count looks, µs (the login rule's window too).
+PORTS_WINDOW_US = 300_000_000
+#: Ports remembered per (originator, destination) pair: the count saturates there.
+PORTS_DEPTH = 16
+#: (originator, destination) pairs whose ports are remembered at once.
+PORTS_MAX_KEYS = 1024
 #: Largest payload that still counts as "no data": Ethernet pads a bare TCP
 #: segment to 60 bytes, which the decoder counts as 6 payload bytes (CIC's rule).
-_PADDING = 6
+PADDING_BYTES = 6
 
 #: (name, unit, meaning) of the context values, in order.
 CONTEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -112,7 +134,7 @@ def unanswered(flow: Any) -> bool:
     """No packet back yet, or a TCP flow that carried no data either way (refused, half-open, probe)."""
     if flow.bwd_pkts == 0:
         return True
-    return flow.proto == TCP and flow.fl_max <= _PADDING and flow.bl_max <= _PADDING
+    return flow.proto == TCP and flow.fl_max <= PADDING_BYTES and flow.bl_max <= PADDING_BYTES
 
 
 class _History:
@@ -248,3 +270,52 @@ class ContextTracker:
             if unanswered(e):
                 failed.add(d)
         return len(others), len(failed)
+
+
+class PortTracker:
+    """Per (originator, destination) pair, the latest TCP flow to each of its recent ports;
+    ``observe`` gives a new TCP flow its ``flow.ports``.
+
+    Bounded like the context: at most ``max_keys`` pairs, least recently seen dropped first,
+    each with at most ``depth`` ports (a dict in order of their latest flow's start), so a
+    spoofed flood costs at most ``max_keys`` one-entry dicts and a scan of thousands of
+    ports ``depth`` entries.
+    """
+
+    def __init__(
+        self, window_us: int = PORTS_WINDOW_US, depth: int = PORTS_DEPTH, max_keys: int = PORTS_MAX_KEYS
+    ) -> None:
+        self.window_us = window_us
+        self.depth = depth
+        self.max_keys = max_keys
+        self._pairs: OrderedDict[tuple[bytes, bytes], dict[int, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def observe(self, flow: Any) -> int:
+        """Other ports of ``flow``'s destination whose latest flow from its originator, started
+        in the window before ``flow``, is unanswered at ``flow``'s first packet; then remember
+        ``flow`` as its port's latest."""
+        key = (flow.src, flow.dst)
+        pairs = self._pairs
+        ports = pairs.get(key)
+        if ports is None:
+            if len(pairs) >= self.max_keys:
+                pairs.popitem(last=False)
+            pairs[key] = {flow.dport: flow}
+            return 0
+        pairs.move_to_end(key)
+        oldest = flow.first_us - self.window_us
+        while ports:
+            p = next(iter(ports))
+            if ports[p].first_us >= oldest:
+                break
+            del ports[p]
+        dport = flow.dport
+        ports.pop(dport, None)
+        n = sum(1 for e in ports.values() if unanswered(e))
+        ports[dport] = flow
+        if len(ports) > self.depth:
+            del ports[next(iter(ports))]
+        return n

@@ -31,7 +31,9 @@ Expiry is driven by packet timestamps only (never the wall clock):
   by idle or active timeout keeps that flow's orientation and is marked
   ``Flow.continued`` (counted in ``FlowTable.continued``);
 * context: each flow gets, at its first packet, counts of what its originator
-  and its service did in the 10 s before (``edge_nids.flows.context``).
+  and its service did in the 10 s before (``edge_nids.flows.context``), and a TCP
+  flow seen from its first packet the other ports of its destination that its
+  originator left unanswered in the 300 s before (``Flow.ports``, ``Flow.stealth``).
 
 In the ``cicids2017`` profile, flows of one packet are dropped (as the 2017 build
 did) whenever they end by a timeout, eviction or end of input; they are counted in
@@ -44,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, ContextTracker
+from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, PADDING_BYTES, ContextTracker, PortTracker
 from edge_nids.flows.features import FlowFeatures
 from edge_nids.flows.logins import HTTP as HTTP_APP
 from edge_nids.flows.logins import LoginTracker
@@ -127,10 +129,12 @@ class Flow(FlowFeatures):
         "end_reason",
         "handshake",
         "logins",
+        "ports",
         "proto",
         "replies",
         "sport",
         "src",
+        "stealth",
         "sweep",
     )
 
@@ -157,6 +161,13 @@ class Flow(FlowFeatures):
         self.app = 0
         self.replies = 0
         self.logins: tuple[tuple[int, int, int], ...] = ()
+        #: other ports of the destination that the originator's latest TCP flows in the last
+        #: 300 s left unanswered (``flows.context.PortTracker``), and whether the first packet
+        #: was an empty TCP segment with none of SYN, ACK and RST (nmap's FIN, NULL and Xmas
+        #: probes: no TCP stack sends one, every segment after the SYN carries ACK): the
+        #: agent's port-scan rule's, not model inputs
+        self.ports = 0
+        self.stealth = False
 
     @property
     def src_ip(self) -> str:
@@ -227,6 +238,7 @@ class FlowTable:
         self._resume: OrderedDict[tuple, tuple[bytes, bytes, int, int]] = OrderedDict()
         self.context: ContextTracker | None = None if self._cic else ContextTracker()
         self.logins: LoginTracker | None = None if self._cic else LoginTracker()
+        self.ports: PortTracker | None = None if self._cic else PortTracker()
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -278,8 +290,17 @@ class FlowTable:
         flows[key] = flow
         if self.context is not None:
             flow.context = self.context.observe(flow)
-            if flow.proto == TCP and self.logins.keys:  # type: ignore[union-attr]
-                self.logins.opened(flow)  # type: ignore[union-attr]
+            if flow.proto == TCP:
+                # an empty segment: fuzzed test captures (tcpdump's *-oobr.pcap) carry garbage
+                # flags with a payload; nmap's probes carry none
+                flow.stealth = not pkt.flags & (SYN | ACK | RST) and pkt.payload_len <= PADDING_BYTES
+                if flow.handshake or flow.stealth:
+                    # only connections seen from their first packet: a capture started
+                    # mid-traffic sees idle keep-alive connections (no data: "unanswered") to
+                    # one server from many client ports (Angry IP's capture: 6 of them)
+                    flow.ports = self.ports.observe(flow)  # type: ignore[union-attr]
+                if self.logins.keys:  # type: ignore[union-attr]
+                    self.logins.opened(flow)  # type: ignore[union-attr]
             if pkt.data_end > pkt.data:
                 self.logins.segment(flow, pkt, fwd)  # type: ignore[union-attr]
 

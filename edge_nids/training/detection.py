@@ -34,6 +34,7 @@ from edge_nids.agent.escalate import (
     EscalationRule,
     FloodRule,
     LoginRule,
+    PortScanRule,
     SweepRule,
     VolumeRule,
     flag_checks,
@@ -437,22 +438,28 @@ class Replayed:
     #: distinct credentials it tried) per login reply or request), which a login rule reads;
     #: empty in replays saved before it
     logins: list[tuple[tuple[int, int, int], ...]] = field(default_factory=list)
+    #: per flow its ``flow.ports`` and ``flow.stealth`` (other ports of its destination its
+    #: source had left unanswered in 300 s, a FIN/NULL/Xmas first packet), which a port-scan
+    #: rule reads; empty in replays saved before it
+    ports: list[tuple[int, bool]] = field(default_factory=list)
 
     def forced(self, rule: EscalationRule | None) -> list[int | None] | None:
         """Per flow: the capture time from which it meets a part of ``rule`` that alerts at any
-        score (0: its context meets ``rule.volume`` or ``rule.sweep``; else the reply at which
-        it meets ``rule.logins``), or None (None for all: no such rule or values)."""
+        score (0: its context meets ``rule.volume``, ``rule.sweep`` or ``rule.ports``; else the
+        reply at which it meets ``rule.logins``), or None (None for all: no such rule or values)."""
         if rule is None:
             return None
         parts: list[list[int | None]] = []
         svc, sweep = getattr(self, "svc", None), getattr(self, "sweep", None)
-        logins = getattr(self, "logins", None)
+        logins, ports = getattr(self, "logins", None), getattr(self, "ports", None)
         if rule.volume is not None and svc:
             parts.append([0 if rule.volume.matches(*x) else None for x in svc])
         if rule.sweep is not None and sweep:
             parts.append([0 if rule.sweep.matches(*x) else None for x in sweep])
         if rule.logins is not None and logins:
             parts.append([rule.logins.since(x) for x in logins])
+        if rule.ports is not None and ports:
+            parts.append([0 if rule.ports.matches(*x) else None for x in ports])
         if not parts:
             return None
         return [min((t for t in ts if t is not None), default=None) for ts in zip(*parts, strict=True)]
@@ -491,6 +498,7 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
             out.svc.append(tuple(float(row[i]) for i in VOLUME_IDX))  # type: ignore[arg-type]
             out.sweep.append(tuple(flow.sweep))  # type: ignore[arg-type]
             out.logins.append(flow.logins)
+            out.ports.append((flow.ports, flow.stealth))
             out.srcs.append(flow.src)
             out.dsts.append(flow.dst)
             out.first_us.append(flow.first_us)
@@ -558,22 +566,29 @@ def _fields(
 
 
 def parse_escalation(
-    text: str, flood: str = "none", volume: str = "none", sweep: str = "none", logins: str = "none"
+    text: str,
+    flood: str = "none",
+    volume: str = "none",
+    sweep: str = "none",
+    logins: str = "none",
+    ports: str = "none",
 ) -> EscalationRule | None:
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
     ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``, ``--sweep``
-    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none`` and ``--logins`` ``REFUSED[,TRIED]``
-    (e.g. ``5,5``) or ``none``; ValueError naming the problem."""
+    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none``, ``--logins`` ``REFUSED[,TRIED]``
+    (e.g. ``5,5``) or ``none`` and ``--ports`` ``PORTS[,nostealth]`` (e.g. ``4``) or ``none``;
+    ValueError naming the problem."""
     pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
     fl = _fields(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
     sw = _sweep(sweep)
     lg = _logins(logins)
+    pr = _ports(ports)
     if pair is None:
-        if fl is not None or vol is not None or sw is not None or lg is not None:
+        if any(x is not None for x in (fl, vol, sw, lg, pr)):
             raise ValueError(
-                "--flood-escalation, --volume, --sweep and --logins need --escalation "
+                "--flood-escalation, --volume, --sweep, --logins and --ports need --escalation "
                 "(one rule in the bundle)"
             )
         return None
@@ -586,7 +601,19 @@ def parse_escalation(
         d["sweep"] = sw.to_dict()
     if lg is not None:
         d["logins"] = lg.to_dict()
+    if pr is not None:
+        d["ports"] = pr.to_dict()
     return EscalationRule.from_dict(d)
+
+
+def _ports(text: str) -> PortScanRule | None:
+    """``--ports`` ``PORTS`` or ``PORTS,nostealth`` or ``none``; ValueError naming the problem."""
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    n, _, flag = text.partition(",")
+    if flag.strip() not in ("", "nostealth") or not n.strip().isdigit():
+        raise ValueError(f"--ports {text!r}: expected PORTS or PORTS,nostealth or none")
+    return PortScanRule.from_dict({"ports": int(n), "stealth": not flag.strip()})
 
 
 def _logins(text: str) -> LoginRule | None:
@@ -679,7 +706,9 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     work = Path(args.work)
     results_file = work / "results.pickle"
-    rule = parse_escalation(args.escalation, args.flood_escalation, args.volume, args.sweep, args.logins)
+    rule = parse_escalation(
+        args.escalation, args.flood_escalation, args.volume, args.sweep, args.logins, args.ports
+    )
     if args.report_only:
         with open(results_file, "rb") as fh:
             res = pickle.load(fh)
@@ -857,6 +886,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.args["volume"] = args.volume
     res.args["sweep"] = args.sweep
     res.args["logins"] = args.logins
+    res.args["ports"] = args.ports
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -987,6 +1017,11 @@ FLOOD_SWEEP: tuple[tuple[int, float, float], ...] = (
 )
 
 
+def _capture_cell(a_: Tally, name: str) -> str:
+    """One capture's cell of a sweep table, or a dash where the report has no such capture."""
+    return a_.cell(name) if name in a_.n else "—"
+
+
 def _part_sweep(
     res: Results,
     thr: float,
@@ -1035,7 +1070,7 @@ def _flood_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             b.cell(0),
             lab.cell(BENIGN),
             a_.cell(0),
-            a_.cell("sop_syn_flood") if "sop_syn_flood" in a_.n else "—",
+            _capture_cell(a_, "sop_syn_flood"),
         ],
     )
 
@@ -1113,9 +1148,6 @@ def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     if not any(getattr(r, "logins", None) for r in res.agent.values()):
         return []
 
-    def cell(a_: Tally, name: str) -> str:
-        return a_.cell(name) if name in a_.n else "—"
-
     return _part_sweep(
         res,
         thr,
@@ -1139,9 +1171,46 @@ def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             b.cell(0),
             lab.cell(BENIGN),
             lab.cell("MQTT-BruteForce") + " / " + lab.cell("HTTP-BruteForce"),
-            cell(a_, "mqttset_bruteforce"),
-            cell(a_, "lab2cripto_hydra"),
-            cell(a_, "lab2cripto_burp"),
+            _capture_cell(a_, "mqttset_bruteforce"),
+            _capture_cell(a_, "lab2cripto_hydra"),
+            _capture_cell(a_, "lab2cripto_burp"),
+            a_.cell(0),
+        ],
+    )
+
+
+#: Port-scan rules the report compares (other unanswered ports of one host in 300 s, stealth probes).
+PORTS_SWEEP: tuple[tuple[int, bool], ...] = ((3, True), (4, False), (5, True), (8, True))
+
+
+def _ports_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the port-scan rule: none, and each of ``PORTS_SWEEP``, at ``thr``."""
+    if not any(getattr(r, "ports", None) for r in res.agent.values()):
+        return []
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "ports",
+        [PortScanRule(*v) for v in PORTS_SWEEP],
+        f"### Port-scan rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules "
+        "as shipped)",
+        "| TCP flows alert at any score when their source's latest flows to this many other ports of "
+        "their destination, in the 300 s before, were unanswered (or they open with a FIN, NULL or "
+        "Xmas probe) | benign_public flagged | lab test benign flagged | lab test port scans | "
+        "`ndpi_tcp_scan` | `scannerrec_masscan` | attacker flows flagged (scan/flood/brute-force/"
+        "slow-DoS captures) |",
+        lambda v: (
+            "(no port-scan rule)"
+            if v is None
+            else f">= {v.ports} ports" + (", or a stealth probe" if v.stealth else ", probes not counted")
+        ),
+        lambda b, a_, lab: [
+            b.cell(0),
+            lab.cell(BENIGN),
+            lab.cell("PortScan"),
+            _capture_cell(a_, "ndpi_tcp_scan"),
+            _capture_cell(a_, "scannerrec_masscan"),
             a_.cell(0),
         ],
     )
@@ -1284,6 +1353,11 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 else ", or, at any score, once its server had refused its client's logins again and "
                 "again (or its client had tried many credentials)"
             )
+            + (
+                ""
+                if rule.ports is None
+                else ", or, at any score, when its source was probing its destination's ports"
+            )
             + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
@@ -1335,6 +1409,14 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                     "server in HTTP requests in the 300 s up to one of its requests"
                 )
                 + ", alerts whatever its score from then on (the login rule)"
+            )
+            + (
+                ""
+                if rule.ports is None
+                else f"; a TCP flow whose source's latest flows to {rule.ports.ports} other ports of its "
+                "destination, started in the 300 s before, were unanswered"
+                + (", or whose first packet is a FIN, NULL or Xmas probe" if rule.ports.stealth else "")
+                + ", alerts whatever its score (the port-scan rule)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1429,6 +1511,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L += _volume_sweep(res, thr, rule)
         L += _sweep_sweep(res, thr, rule)
         L += _login_sweep(res, thr, rule)
+        L += _ports_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1552,6 +1635,7 @@ _flood_arg = _option_type("--flood-escalation", lambda text: parse_escalation("1
 _volume_arg = _option_type("--volume", _volume)
 _sweep_arg = _option_type("--sweep", _sweep)
 _logins_arg = _option_type("--logins", _logins)
+_ports_arg = _option_type("--ports", _ports)
 
 
 def register(sub: Any) -> None:
@@ -1650,6 +1734,16 @@ def register(sub: Any) -> None:
         "logins more than it accepted in the 300 s up to one of its replies (MQTT, HTTP 401, FTP, "
         "SMTP), or whose client had tried TRIED distinct credentials on that server in HTTP "
         "requests in those 300 s, alerts whatever its score (default 5,5; none: no login rule)",
+    )
+    p.add_argument(
+        "--ports",
+        default="4",
+        type=_ports_arg,
+        metavar="PORTS[,nostealth]",
+        help="with --escalation, its port-scan part: a TCP flow whose source's latest flows to PORTS "
+        "other ports of its destination, started in the 300 s before, were unanswered, or whose "
+        "first packet is a FIN, NULL or Xmas probe (not with nostealth), alerts whatever its score "
+        "(default 4; none: no port-scan rule)",
     )
     p.add_argument(
         "--compare-work",

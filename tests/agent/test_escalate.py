@@ -9,6 +9,7 @@ judging of the same replay, which must give the agent's own alerts.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from pathlib import Path
@@ -524,3 +525,85 @@ def test_the_login_rule_alerts_from_the_reply_that_meets_it() -> None:
     ]:
         with pytest.raises(ValueError, match=problem):
             EscalationRule.from_dict({**RULE.to_dict(), "logins": logins})
+
+
+def test_the_port_scan_rule_catches_a_slow_scan_and_the_evaluation_agrees(
+    shared_data: Path, agent_bundle: Path, tmp_path: Path
+) -> None:
+    """attacks_public/ndpi_tcp_scan.pcapng (MANIFEST.tsv, tests/flows/test_ports.py): 192.168.1.178
+    probes 7 ports of 192.168.1.2 over 40 s, too slow for the 10 s context. With the model's
+    threshold out of reach, the port-scan rule alone fires: on the FIN, NULL and Xmas probes
+    (3390-3392), which are also the 5th to 7th ports probed; as a port scan, saying why."""
+    from edge_nids.agent.escalate import PortScanRule
+    from edge_nids.training.detection import replay
+
+    pcap = shared_data / "pcaps" / "attacks_public" / "ndpi_tcp_scan.pcapng"
+    pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
+    rule = model.escalation
+    assert rule is not None and rule.ports == PortScanRule(4, True)
+    assert len(finals) == 7
+    assert sorted(k[3] for k in alerted) == [3390, 3391, 3392]
+    assert pipe.stats.escalated == 3
+    rep = replay(agent_bundle, pcap, "x")
+    keys = [k for k, _, _ in finals]
+    judged = flag_checks([c for _, c, _ in finals], [p for _, _, p in finals], 2.0, rule, rep.forced(rule))
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == alerted
+    # without the rule nothing alerts at that threshold
+    none = dataclasses.replace(rule, ports=None)
+    judged = flag_checks([c for _, c, _ in finals], [p for _, _, p in finals], 2.0, none, rep.forced(none))
+    assert judged == [None] * 7
+    out = tmp_path / "eve.json"
+    from edge_nids.cli import main
+
+    assert main(["run", "--pcap", str(pcap), "--model", str(agent_bundle), "--threshold", "1.0",
+                 "--alerts", str(out), "--aggregate-window", "0"]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [a["dest_port"] for a in lines] == [3390, 3391, 3392]
+    assert {a["alert"]["signature"] for a in lines} == {"edge-nids: port scan"}
+    assert [a["alert"]["context"]["escalated"] for a in lines] == [
+        {"host_ports_unanswered": n, "stealth_probe": True, "window_s": 300} for n in (4, 5, 6)
+    ]
+
+
+def test_no_benign_connection_meets_the_port_scan_rule(shared_data: Path, agent_bundle: Path) -> None:
+    """The benign_public captures where most connections found another unanswered port of
+    their server (an Alexa app, an Android phone, a Gnutella client), and a capture that starts
+    mid-traffic with idle keep-alive connections to one server from six client ports (Angry
+    IP's host, attacks_public/scannerrec_angryip.pcap, 120.232.193.19:63147, which the flow
+    meter, with no handshake seen, orients towards the client's lower ports): none meets the
+    shipped rule (measured over all of benign_public: at most 1 other unanswered port)."""
+    from edge_nids.agent.config import from_dict
+    from edge_nids.agent.service import load_model
+    from edge_nids.training.detection import replay
+
+    rule = load_model(from_dict({"model": {"path": str(agent_bundle)}})).escalation
+    assert rule is not None and rule.ports is not None
+    pcaps = shared_data / "pcaps"
+    for pcap in [
+        pcaps / "benign_public" / "nfstream_alexa-app.pcapng",
+        pcaps / "benign_public" / "ndpi_android.pcap",
+        pcaps / "benign_public" / "ndpi_gnutella.pcap",
+        pcaps / "attacks_public" / "scannerrec_angryip.pcap",
+    ]:
+        rep = replay(agent_bundle, pcap, "x")
+        assert not [p for p in rep.ports if rule.ports.matches(*p)], pcap
+        if pcap.parent.name == "benign_public":
+            assert max(n for n, _ in rep.ports) == 1, pcap  # it did count
+
+
+def test_bad_port_scan_rules_are_refused_by_name() -> None:
+    from edge_nids.agent.escalate import PortScanRule
+
+    rule = EscalationRule(6, 300.0, 0.05, ports=PortScanRule(4))
+    assert EscalationRule.from_dict(rule.to_dict()) == rule
+    assert rule.describe().endswith("unanswered in 300 s, or that opens with a FIN, NULL or Xmas probe")
+    assert PortScanRule.from_dict({"ports": 4}) == PortScanRule(4, True)
+    assert not PortScanRule(4, False).matches(0, True) and PortScanRule(4, True).matches(0, True)
+    for ports, problem in [
+        ({"ports": 0}, r"escalation\.ports\.ports must be a whole number >= 1"),
+        ({"ports": 4, "stealth": "yes"}, r"escalation\.ports\.stealth must be true or false"),
+        ({}, r"escalation\.ports lacks ports"),
+        (4, r"escalation\.ports must be an object"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            EscalationRule.from_dict({**RULE.to_dict(), "ports": ports})

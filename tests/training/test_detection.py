@@ -102,7 +102,7 @@ def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> Non
     assert (rule.flood.sources, rule.flood.window_s, rule.flood.threshold) == (10, 10.0, 0.5)
     assert parse_escalation("6,60,0.05", "none").flood is None  # type: ignore[union-attr]
     with pytest.raises(
-        ValueError, match="--flood-escalation, --volume, --sweep and --logins need --escalation"
+        ValueError, match="--flood-escalation, --volume, --sweep, --logins and --ports need --escalation"
     ):
         parse_escalation("none", "10,10,0.5")
     import subprocess
@@ -428,3 +428,91 @@ def test_a_check_folder_without_captures_is_refused_before_any_training(tmp_path
     assert done.returncode == 2
     want = "edge-nids detection: --check replays through the bundle at -o, and there is none at "
     assert done.stderr.strip() == want + str(tmp_path / "nobundle")
+
+
+def test_the_port_scan_rule_is_parsed_and_judged_from_a_replay() -> None:
+    """``--ports``: 4 (stealth probes on), 4,nostealth, none; a replay's ``ports`` values force
+    the flows that meet it from their start, whatever their score, and only those."""
+    from edge_nids.agent.escalate import PortScanRule
+
+    rule = parse_escalation("6,300,0.05", ports="4")
+    assert rule is not None and rule.ports == PortScanRule(4, True)
+    assert parse_escalation("6,300,0.05", ports="4,nostealth").ports == PortScanRule(4, False)  # type: ignore[union-attr]
+    assert parse_escalation("6,300,0.05", ports="none").ports is None  # type: ignore[union-attr]
+    for bad in ("x", "4,stealthy", "-1"):
+        with pytest.raises(ValueError, match=r"--ports '.*': expected PORTS or PORTS,nostealth or none"):
+            parse_escalation("6,300,0.05", ports=bad)
+    with pytest.raises(ValueError, match="--ports need --escalation"):
+        parse_escalation("none", ports="4")
+    # a slow scan's 6 probes (other unanswered ports 0..5, the last a FIN probe) at 0.2, and a
+    # benign client's 3 connections at 0.2 (one other unanswered port at most)
+    scan = Replayed(
+        labels=["PortScan"] * 6,
+        srcs=[b"\x01"] * 6,
+        dsts=[b"\x02"] * 6,
+        checks=[[(i * 20_000_000, 0.2)] for i in range(6)],
+        ports=[(0, False), (1, False), (2, False), (3, False), (4, False), (0, True)],
+    )
+    client = Replayed(
+        labels=[BENIGN] * 3,
+        srcs=[b"\x03"] * 3,
+        dsts=[b"\x02"] * 3,
+        checks=[[(i * 1_000_000, 0.2)] for i in range(3)],
+        ports=[(0, False), (1, False), (1, False)],
+    )
+    assert scan.forced(rule) == [None, None, None, None, 0, 0]
+    assert scan.flagged(0.9, rule) == [False, False, False, False, True, True]
+    assert scan.flagged(0.9, parse_escalation("6,300,0.05", ports="4,nostealth")) == [False] * 4 + [
+        True,
+        False,
+    ]
+    assert client.flagged(0.9, rule) == [False] * 3
+    # replays saved before the rule have no values: nothing meets it
+    old = Replayed(labels=["x"], srcs=[b"\x01"], dsts=[b"\x02"], checks=[[(0, 0.2)]])
+    assert old.forced(rule) is None and old.flagged(0.9, rule) == [False]
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edge_nids.cli", "detection", "--report-only", "--ports", "4,x"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "argument --ports: expected PORTS or PORTS,nostealth or none" in done.stderr
+
+
+def test_the_report_compares_port_scan_rules_on_real_replays(shared_data: Path) -> None:
+    """The report's port-scan table, from real replays (nDPI's slow TCP scan and an Android
+    phone's benign traffic, replayed with the shipped bundle) at a threshold out of reach, so
+    only the any-score rules fire: none flags nothing; 4 ports with stealth probes the scan's
+    last 3 of 7; 3 ports its last 4; 4 without probes the last 3 (its 5th to 7th ports too)."""
+    from edge_nids.bundle import default_bundle_path
+    from edge_nids.training.corpus import Capture
+    from edge_nids.training.detection import Results, _ports_sweep, replay
+
+    agent_bundle = default_bundle_path()
+    pcaps = shared_data / "pcaps"
+    scan = Capture(
+        "attacks_public",
+        "ndpi_tcp_scan",
+        pcaps / "attacks_public" / "ndpi_tcp_scan.pcapng",
+        Path("-"),
+        "scan",
+    )
+    phone = Capture("benign_public", "ndpi_android", pcaps / "benign_public" / "ndpi_android.pcap", Path("-"))
+    agent = {
+        scan.name: replay(agent_bundle, scan.pcap, "PortScan"),
+        phone.name: replay(agent_bundle, phone.pcap, BENIGN),
+    }
+    rule = parse_escalation("6,300,0.05", ports="4")
+    res = Results([scan, phone], {}, {}, {}, {}, agent, {}, {}, {}, 2.0, 2.0, {}, [], 0.0)
+    table = _ports_sweep(res, 2.0, rule)  # type: ignore[arg-type]
+    head = table.index("|---|" + "---:|" * 6)
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")[1:] for r in table[head + 1 :]}
+    assert len(rows) == 6 and "benign_public flagged" in table[head - 1]
+    n = len(agent[phone.name].labels)
+    assert rows["(no port-scan rule)"][0] == f"0.00 % (0/{n})"
+    assert rows["(no port-scan rule)"][3] == "0.00 % (0/7)"
+    assert rows[">= 4 ports, or a stealth probe (shipped)"][3] == "42.86 % (3/7)"
+    assert rows[">= 3 ports, or a stealth probe"][3] == "57.14 % (4/7)"
+    assert rows[">= 4 ports, probes not counted"][3] == "42.86 % (3/7)"
+    assert all(r[0] == f"0.00 % (0/{n})" for r in rows.values())
+    assert rows[">= 4 ports, or a stealth probe (shipped)"][1:5:3] == ["—", "—"]  # no lab, no masscan
