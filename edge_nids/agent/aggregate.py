@@ -114,9 +114,13 @@ class Aggregator:
             return
         g.count += 1
         g.last = alert
-        g.last_us = ts_us
         if g.count == 1:
-            g.first_us = ts_us
+            g.first_us = g.last_us = ts_us
+        else:
+            # alerts come in the order flows are classified, not of their times: a flow that
+            # ended earlier may be judged later (at its idle timeout), so keep the span
+            g.first_us = min(g.first_us, ts_us)
+            g.last_us = max(g.last_us, ts_us)
         self.merged += 1
 
     def next_close_us(self) -> int | None:

@@ -50,7 +50,9 @@ connect probes, which the model scores as ordinary flows): a flow whose source h
 alerts whatever its score. 8 hosts, 6 unanswered: Angry IP (held out) 0 → 66 % of its flows,
 no benign flow of seven trainings' held-out replays, of the lab test runs or of the other
 packages' test captures more (docs/detection.md "Sweep rule sweep"); a P2P client's many
-unanswered peers never share a /24.
+unanswered peers never share a /24. With ``source_s`` (60 s), every flow of a source whose
+flow met it and alerted alerts too for that long: Angry IP's reverse-DNS lookups of the
+hosts it probes, 190 -> 280 of its 286 flows with no model score counted.
 
 The ``logins`` part reads what a server said, and what an HTTP client tried: a flow whose
 server had refused its client ``refused`` logins more than it accepted in the 300 s up to
@@ -203,23 +205,31 @@ class SweepRule:
     other addresses of the flow's destination network (its /24, or /64 for IPv6), at least
     ``unanswered`` of those addresses with an unanswered flow, alerts whatever its score: a
     host-discovery sweep (ICMP echo and connect probes across a subnet), whose flows each
-    look ordinary. Reads ``flow.sweep`` (``edge_nids.flows.context``)."""
+    look ordinary. Reads ``flow.sweep`` (``edge_nids.flows.context``). With ``source_s``,
+    every flow of a source that had a flow meeting it alert in the ``source_s`` seconds
+    before alerts too, wherever it goes: a sweeping host's reverse-DNS lookups of the hosts
+    it probes, and its other probes, are the sweep's."""
 
     hosts: int
     unanswered: int
+    source_s: float = 0.0
 
     @classmethod
     def from_dict(cls, d: Any) -> SweepRule:
         """From a bundle's ``escalation.sweep`` object; ValueError naming what is wrong."""
         w = "escalation.sweep"
         d = _object(d, w, ("hosts", "unanswered"))
-        rule = cls(_whole(d, "hosts", w), _whole(d, "unanswered", w))
+        source_s = _number(d, "source_s", w, 0, None, False) if d.get("source_s") is not None else 0.0
+        rule = cls(_whole(d, "hosts", w), _whole(d, "unanswered", w), source_s)
         if rule.unanswered > rule.hosts:
             raise ValueError(f"{w}.unanswered ({rule.unanswered}) cannot exceed {w}.hosts ({rule.hosts})")
         return rule
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hosts": self.hosts, "unanswered": self.unanswered}
+        d: dict[str, Any] = {"hosts": self.hosts, "unanswered": self.unanswered}
+        if self.source_s:
+            d["source_s"] = self.source_s
+        return d
 
     def matches(self, hosts: int, unanswered: int) -> bool:
         """Whether a flow's ``sweep`` values meet the rule."""
@@ -442,6 +452,12 @@ class Escalator:
         self._flood = rule.flood
         self._flood_window_us = int(rule.flood.window_s * 1_000_000) if rule.flood else 0
         self._dsts: dict[Hashable, dict[Hashable, int]] = {}
+        # source -> the last time one of its flows that met the sweep rule alerted, µs: with
+        # the rule's source_s, its other flows alert too (at most max_keys sources, the least
+        # recently sweeping forgotten first)
+        sweep = rule.sweep
+        self._sweep_us = int(sweep.source_s * 1_000_000) if sweep is not None and sweep.source_s else 0
+        self._sweeping: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
         return len(self._recent)
@@ -464,6 +480,15 @@ class Escalator:
             return 0
         return len(srcs)
 
+    def sweeping(self, src: Hashable, now_us: int) -> dict[str, Any] | None:
+        """With the sweep rule's ``source_s``: the ``alert.context.escalated`` object of a flow
+        of ``src`` at ``now_us`` if a flow of ``src`` that met the sweep rule alerted in the
+        ``source_s`` before, else None."""
+        t = self._sweeping.get(src)
+        if t is None or now_us - t > self._sweep_us:
+            return None
+        return {"source_sweeping": True, "last_sweep_alert_s": round((now_us - t) / 1e6, 3)}
+
     def why(self, key: tuple[Hashable, Hashable], score: float, now_us: int) -> dict[str, Any] | None:
         """Why a flow of ``key`` = ``(src, dst)`` scoring ``score`` (below the model's
         threshold) alerts now: its ``alert.context.escalated`` object, or None (it does not)."""
@@ -479,8 +504,15 @@ class Escalator:
                 return {"destination_sources": n, "window_s": f.window_s, "threshold": f.threshold}
         return None
 
-    def alerted(self, key: Hashable, now_us: int) -> None:
-        """Record an alert raised by ``key`` at ``now_us``."""
+    def alerted(self, key: Hashable, now_us: int, swept: bool = False) -> None:
+        """Record an alert raised by ``key`` at ``now_us``; ``swept``: by a flow that meets the
+        sweep rule (whatever made it alert), which marks its source as sweeping."""
+        if swept and self._sweep_us:
+            src = key[0]  # type: ignore[index]
+            self._sweeping.pop(src, None)
+            if len(self._sweeping) >= self._max:
+                del self._sweeping[next(iter(self._sweeping))]
+            self._sweeping[src] = now_us
         recent = self._recent
         q = recent.pop(key, None)
         if q is None:
@@ -510,6 +542,7 @@ def flag_checks(
     threshold: float,
     rule: EscalationRule | None,
     forced: Sequence[int | None] | None = None,
+    swept: Sequence[bool] | None = None,
 ) -> list[int | None]:
     """Per flow, the capture time (µs) of its first check that alerts, or None.
 
@@ -520,15 +553,19 @@ def flag_checks(
     its context meets from its start; its reply's time for ``logins``), or None. A check alerts at
     ``threshold``, at any score from ``forced[i]`` on, or when :meth:`Escalator.why` says it
     is escalated by the alerts before it, taken in time order as the agent takes them.
+    ``swept[i]``: flow ``i`` meets ``rule.sweep``; with its ``source_s``, a check also alerts
+    when :meth:`Escalator.sweeping` says its source is sweeping.
     """
     if rule is None or not rule.any_score:
         forced = None
-    if rule is None or (rule.low >= threshold and forced is None):
+    tagging = rule is not None and rule.sweep is not None and bool(rule.sweep.source_s) and bool(swept)
+    if rule is None or (rule.low >= threshold and forced is None and not tagging):
         return [next((t for t, s in c if s >= threshold), None) for c in checks]
     esc = Escalator(rule)
-    low = min(rule.low, threshold)
+    low = -1.0 if tagging else min(rule.low, threshold)  # a sweeping source's flows alert at any score
     never = 1 << 62
     due = [never if f is None else f for f in forced] if forced is not None else [never] * len(checks)
+    sw = swept if tagging else [False] * len(checks)
     events: Iterable[tuple[int, int, float]] = sorted(
         (t, i, s) for i, c in enumerate(checks) for t, s in c if s >= low or t >= due[i]
     )
@@ -536,7 +573,13 @@ def flag_checks(
     for t, i, s in events:
         if out[i] is not None:
             continue
-        if s >= threshold or t >= due[i] or esc.why(keys[i], s, t) is not None:  # type: ignore[arg-type]
+        k = keys[i]
+        if (
+            s >= threshold
+            or t >= due[i]
+            or esc.why(k, s, t) is not None  # type: ignore[arg-type]
+            or (tagging and esc.sweeping(k[0], t) is not None)  # type: ignore[index]
+        ):
             out[i] = t
-            esc.alerted(keys[i], t)
+            esc.alerted(k, t, sw[i])  # type: ignore[index]
     return out

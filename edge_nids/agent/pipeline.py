@@ -434,6 +434,8 @@ class Pipeline:
         logins = esc.rule.logins if esc is not None and model.edge_schema else None
         # the port-scan rule: TCP flows of a source probing many ports of one host, any score
         ports = esc.rule.ports if esc is not None and model.edge_schema else None
+        # a source whose flows met the sweep rule and alerted: its other flows alert for a while
+        tagging = sweep is not None and bool(sweep.source_s)
         for i, ((f, final, now_us), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
             key = id(f)
             family = families.get(i, "other")
@@ -457,6 +459,11 @@ class Pipeline:
                 if escalated is None and ports is not None and ports.matches(f.ports, f.stealth):
                     escalated = ports.why(f.ports, f.stealth)
                     family = "scan"  # what the rule saw names it
+                elif escalated is None and tagging:
+                    escalated = esc.sweeping(f.src, now_us)  # its source is sweeping a subnet
+                    if escalated is not None:
+                        swept = True
+                        family = "scan"
                 elif escalated:
                     row = X[i : i + 1] if model.edge_schema else None
                     family = stages.family_names([f], row)[0]
@@ -517,7 +524,7 @@ class Pipeline:
                     )
                     self.aggregator.add(build, f.last_us, gkey)
                 if raised and esc is not None:
-                    esc.alerted((f.src, f.dst), now_us)
+                    esc.alerted((f.src, f.dst), now_us, tagging and sweep.matches(*f.sweep))  # type: ignore[union-attr]
                 if not final:
                     alerted[key] = ident
             if final:

@@ -473,7 +473,9 @@ class Replayed:
     def alert_us(self, thr: float, rule: EscalationRule | None = None) -> list[int | None]:
         """Per flow: capture time of its first alerting classification (as :meth:`flagged`), or None."""
         keys = list(zip(self.srcs, self.dsts, strict=True))
-        return flag_checks(self.checks, keys, thr, rule, self.forced(rule))
+        sweep = getattr(self, "sweep", None)
+        swept = [rule.sweep.matches(*x) for x in sweep] if rule is not None and rule.sweep and sweep else None
+        return flag_checks(self.checks, keys, thr, rule, self.forced(rule), swept)
 
 
 def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Replayed:
@@ -576,7 +578,7 @@ def parse_escalation(
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
     ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``, ``--sweep``
-    ``HOSTS,UNANSWERED`` (e.g. ``8,6``) or ``none``, ``--logins`` ``REFUSED[,TRIED]``
+    ``HOSTS,UNANSWERED[,SOURCE_S]`` (e.g. ``8,6,60``) or ``none``, ``--logins`` ``REFUSED[,TRIED]``
     (e.g. ``5,5``) or ``none`` and ``--ports`` ``PORTS[,nostealth]`` (e.g. ``4``) or ``none``;
     ValueError naming the problem."""
     pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
@@ -626,11 +628,12 @@ def _logins(text: str) -> LoginRule | None:
 
 
 def _sweep(text: str) -> SweepRule | None:
-    """``--sweep`` ``HOSTS,UNANSWERED`` or ``none``; ValueError naming the problem."""
-    v = _fields(text, "--sweep", "HOSTS,UNANSWERED", (int, int))
+    """``--sweep`` ``HOSTS,UNANSWERED[,SOURCE_S]`` or ``none``; ValueError naming the problem."""
+    three = text.count(",") == 2
+    v = _fields(text, "--sweep", "HOSTS,UNANSWERED[,SOURCE_S]", (int, int, float) if three else (int, int))
     if v is None:
         return None
-    return SweepRule.from_dict({"hosts": v[0], "unanswered": v[1]})
+    return SweepRule.from_dict({"hosts": v[0], "unanswered": v[1], "source_s": v[2] if three else None})
 
 
 def _volume(text: str) -> VolumeRule | None:
@@ -1101,8 +1104,17 @@ def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
-#: Sweep rules the report compares (other subnet hosts, of them unanswered), with the others shipped.
-SWEEP_SWEEP: tuple[tuple[int, int], ...] = ((4, 4), (8, 4), (8, 6), (12, 8), (16, 8))
+#: Sweep rules the report compares (other subnet hosts, of them unanswered, then how long the
+#: source's other flows alert, s), with the others shipped.
+SWEEP_SWEEP: tuple[tuple[int, int, float], ...] = (
+    (4, 4, 0.0),
+    (8, 4, 0.0),
+    (8, 6, 0.0),
+    (12, 8, 0.0),
+    (16, 8, 0.0),
+    (8, 6, 10.0),
+    (8, 6, 300.0),
+)
 
 
 def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
@@ -1125,7 +1137,10 @@ def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
         "flows flagged (scan/flood/brute-force/slow-DoS captures) | of those captures alerting on "
         "the attacker |",
         lambda v: (
-            "(no sweep rule)" if v is None else f">= {v.hosts} other hosts, >= {v.unanswered} unanswered"
+            "(no sweep rule)"
+            if v is None
+            else f">= {v.hosts} other hosts, >= {v.unanswered} unanswered"
+            + (f", then its source's flows for {v.source_s:g} s" if v.source_s else "")
         ),
         lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("PortScan"), a_.cell(0), alerting(a_)],
     )
@@ -1718,12 +1733,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--sweep",
-        default="8,6",
+        default="8,6,60",
         type=_sweep_arg,
-        metavar="HOSTS,UNANSWERED",
+        metavar="HOSTS,UNANSWERED[,SOURCE_S]",
         help="with --escalation, its sweep part: a flow whose source, in the 10 s before, contacted "
         "HOSTS other addresses of the flow's destination /24 (/64), UNANSWERED of them unanswered, "
-        "alerts whatever its score (default 8,6; none: no sweep rule)",
+        "alerts whatever its score, and so does every flow of that source for SOURCE_S s after "
+        "such a flow alerted (default 8,6,60; none: no sweep rule)",
     )
     p.add_argument(
         "--logins",

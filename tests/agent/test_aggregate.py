@@ -156,3 +156,21 @@ def test_groups_keep_only_the_alerts_they_will_summarise() -> None:
     assert len(agg) == 100 and out == [1] * 1_000
     agg.flush()
     assert out == [1] * 1_000 + [1] and agg.emitted_lines == 1_001
+
+
+def test_a_summary_spans_its_alerts_in_whatever_order_they_came() -> None:
+    """Flows are judged when they end or time out, not in the order of their last packets: a
+    DNS lookup that ended at 2 s may be judged after a probe that ended at 3 s. The summary's
+    first and last are the earliest and latest of the merged alerts' times."""
+    out: list[dict[str, Any]] = []
+    agg = Aggregator(out.append, window_s=60)
+    for i, t in enumerate((1 * S, 3 * S, 2 * S, 5 * S, 4 * S)):
+        agg.add(_alert("198.51.100.7", n=i), t)
+    agg.flush()
+    assert [alert_count(r) for r in out] == [1, 4]
+    span = alert_aggregate(out[1])
+    assert (span["first"], span["last"]) == (
+        "1970-01-01T00:00:02.000000+0000",
+        "1970-01-01T00:00:05.000000+0000",
+    )
+    assert out[1]["n"] == 4  # still the latest merged alert's fields

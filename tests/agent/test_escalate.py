@@ -402,28 +402,80 @@ def test_the_sweep_rule_catches_a_subnet_sweep_and_the_evaluation_agrees(
     shared_data: Path, agent_bundle: Path
 ) -> None:
     """attacks_public/scannerrec_angryip.pcap (MANIFEST.tsv): Angry IP Scanner from 192.168.3.202
-    pings about 60 hosts of 123.56.104.0/24 and connect-probes the live ones. With the model's
-    threshold out of reach, only the parts that alert at any score can fire: every flow whose
-    ``flow.sweep`` meets the shipped sweep rule alerts, and no other does."""
+    pings about 60 hosts of 123.56.104.0/24, connect-probes the live ones and looks up each
+    address's name (PTR queries to 223.6.6.6 and 8.8.8.8). With the model's threshold out of
+    reach, only the parts that alert at any score can fire: every flow whose ``flow.sweep``
+    meets the shipped sweep rule alerts, and, for 60 s after the first of them alerted, every
+    other flow of the scanner checked then (its name lookups among them), and no other."""
     from edge_nids.agent.escalate import SweepRule
     from edge_nids.training.detection import replay
 
     pcap = shared_data / "pcaps" / "attacks_public" / "scannerrec_angryip.pcap"
     pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
     rule = model.escalation
-    assert rule is not None and rule.sweep == SweepRule(8, 6)
+    assert rule is not None and rule.sweep == SweepRule(8, 6, 60.0)
     rep = replay(agent_bundle, pcap, "x")
     keys = [k for k, _, _ in finals]
     assert [(k[0], k[1]) for k in keys] == list(zip(rep.srcs, rep.dsts, strict=True))
     meets = {k for k, sw in zip(keys, rep.sweep, strict=True) if rule.sweep.matches(*sw)}
     scanner = ipaddress.ip_address("192.168.3.202").packed
-    assert len(meets) > 150 and {k[0] for k in meets} == {scanner}
-    assert alerted == meets == {k for k in keys if k[1][:3] == bytes([123, 56, 104])} & meets
-    assert pipe.stats.escalated == len(meets)
+    assert len(meets) == 190 and {k[0] for k in meets} == {scanner}
+    assert meets == {k for k in keys if k[1][:3] == bytes([123, 56, 104])} & meets
+    # the first sweep alert's time: flows of the scanner last checked after it alert too
+    first = min(c[0][0] for k, c, _ in finals if k in meets)  # when the first of them alerted
+    after = {k for k, c, _ in finals if k[0] == scanner and c[-1][0] >= first}
+    assert alerted == meets | after and len(alerted) == 280
+    resolvers = {ipaddress.ip_address(a).packed for a in ("223.6.6.6", "8.8.8.8")}
+    assert sum(1 for k in alerted - meets if k[1] in resolvers) == 68
+    assert pipe.stats.escalated == 280
     # the evaluation judges the same flows from the replay's checks
     _, _, _, plain = _replay(pcap, agent_bundle, escalate=False, threshold=2.0)
-    judged = flag_checks([c for _, c, _ in plain], [p for _, _, p in plain], 2.0, rule, rep.forced(rule))
+    swept = [rule.sweep.matches(*x) for x in rep.sweep]
+    judged = flag_checks(
+        [c for _, c, _ in plain], [p for _, _, p in plain], 2.0, rule, rep.forced(rule), swept
+    )
+    assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == alerted
+    assert rep.flagged(2.0, rule) == [t is not None for t in judged]
+    # without the source part, the sweep rule's own flows only
+    plain_sweep = dataclasses.replace(rule, sweep=SweepRule(8, 6))
+    judged = flag_checks(
+        [c for _, c, _ in plain], [p for _, _, p in plain], 2.0, plain_sweep, rep.forced(plain_sweep), swept
+    )
     assert {k for k, t in zip(keys, judged, strict=True) if t is not None} == meets
+
+
+def test_a_sweeping_source_has_its_other_flows_alert_for_source_s() -> None:
+    """Hand-made checks: A's flow to B meets the sweep rule and alerts at 10 s; A's flows
+    checked from then until 70 s alert at any score, wherever they go; B's do not; nor do A's
+    after 70 s, nor those before 10 s."""
+    from edge_nids.agent.escalate import SweepRule
+
+    rule = EscalationRule(6, 300.0, 0.05, sweep=SweepRule(8, 6, 60.0))
+    keys = [(A, B), (A, V), (A, V), (B, V), (A, B), (A, V)]
+    checks = [
+        [(10 * S, 0.01)],
+        [(5 * S, 0.01)],
+        [(30 * S, 0.01)],
+        [(30 * S, 0.01)],
+        [(69 * S, 0.0)],
+        [(71 * S, 0.01)],
+    ]
+    forced = [0, None, None, None, None, None]
+    swept = [True, False, False, False, False, False]
+    assert flag_checks(checks, keys, 0.9, rule, forced, swept) == [10 * S, None, 30 * S, None, 69 * S, None]
+    esc = Escalator(rule)
+    esc.alerted((A, B), 10 * S, swept=True)
+    assert esc.sweeping(A, 40 * S) == {"source_sweeping": True, "last_sweep_alert_s": 30.0}
+    assert esc.sweeping(B, 40 * S) is None and esc.sweeping(A, 71 * S) is None
+    # a rule without source_s keeps no sweeping sources
+    plain = EscalationRule(6, 300.0, 0.05, sweep=SweepRule(8, 6))
+    assert flag_checks(checks, keys, 0.9, plain, forced, swept) == [10 * S, None, None, None, None, None]
+    assert EscalationRule.from_dict(rule.to_dict()) == rule and plain.to_dict()["sweep"] == {
+        "hosts": 8,
+        "unanswered": 6,
+    }
+    with pytest.raises(ValueError, match=r"escalation\.sweep\.source_s must be"):
+        EscalationRule.from_dict({**RULE.to_dict(), "sweep": {"hosts": 8, "unanswered": 6, "source_s": -1}})
 
 
 @pytest.mark.parametrize("name", ["ndpi_gnutella.pcap", "nfstream_steam.pcap", "ndpi_tumblr.pcap"])
