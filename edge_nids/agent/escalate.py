@@ -412,6 +412,8 @@ class EscalationRule:
                 f"; any flow of a source that just contacted >= {sw.hosts} other hosts of the "
                 f"destination's subnet, >= {sw.unanswered} unanswered"
             )
+            if sw.source_s:
+                text += f", then any flow of that source for {sw.source_s:g} s"
         if self.logins is not None:
             lg = self.logins
             text += f"; any flow whose server refused its client >= {lg.refused} logins in 300 s"

@@ -474,6 +474,7 @@ def test_a_sweeping_source_has_its_other_flows_alert_for_source_s() -> None:
         "hosts": 8,
         "unanswered": 6,
     }
+    assert rule.describe().endswith(">= 6 unanswered, then any flow of that source for 60 s")
     with pytest.raises(ValueError, match=r"escalation\.sweep\.source_s must be"):
         EscalationRule.from_dict({**RULE.to_dict(), "sweep": {"hosts": 8, "unanswered": 6, "source_s": -1}})
 
