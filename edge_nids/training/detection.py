@@ -1035,10 +1035,15 @@ def _part_sweep(
     head: str,
     describe: Callable[[Any], str],
     cells: Callable[[Tally, Tally, Tally], list[str]],
+    needs: str | None = None,
 ) -> list[str]:
     """A report table comparing one optional part of ``rule`` (the field ``part``): none, each
     of ``options`` and the shipped one, at ``thr``. ``describe`` names a row's option (None:
-    none); ``cells(benign_public, attackers, lab test by label)`` gives its other cells."""
+    none); ``cells(benign_public, attackers, lab test by label)`` gives its other cells. No
+    table when no replay has the per-flow values ``needs`` (a ``Replayed`` field the part
+    reads: replays saved before it have none)."""
+    if needs is not None and not any(getattr(r, needs, None) for r in res.agent.values()):
+        return []
     shipped = getattr(rule, part)
     rows = [None, *options]
     if shipped is not None and shipped not in rows:
@@ -1084,8 +1089,6 @@ VOLUME_SWEEP: tuple[tuple[float, int, int], ...] = ((100.0, 8, 8), (200.0, 16, 1
 
 def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the volume rule: none, and each of ``VOLUME_SWEEP``, at ``thr``."""
-    if not any(getattr(r, "svc", None) for r in res.agent.values()):
-        return []
     return _part_sweep(
         res,
         thr,
@@ -1101,6 +1104,7 @@ def _volume_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             else f">= {v.rate:g} flows/10 s, >= {v.sources} sources, >= {v.unanswered} unanswered"
         ),
         lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("DoS SYN Flood"), a_.cell(0)],
+        needs="svc",
     )
 
 
@@ -1119,8 +1123,6 @@ SWEEP_SWEEP: tuple[tuple[int, int, float], ...] = (
 
 def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the sweep rule: none, and each of ``SWEEP_SWEEP``, at ``thr``."""
-    if not any(getattr(r, "sweep", None) for r in res.agent.values()):
-        return []
 
     def alerting(a_: Tally) -> str:
         return str(sum(1 for k in a_.n if k != 0 and a_.k[k]))
@@ -1143,6 +1145,7 @@ def _sweep_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             + (f", then its source's flows for {v.source_s:g} s" if v.source_s else "")
         ),
         lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("PortScan"), a_.cell(0), alerting(a_)],
+        needs="sweep",
     )
 
 
@@ -1160,8 +1163,6 @@ LOGIN_SWEEP: tuple[tuple[int, int | None], ...] = (
 
 def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the login rule: none, and each of ``LOGIN_SWEEP``, at ``thr``."""
-    if not any(getattr(r, "logins", None) for r in res.agent.values()):
-        return []
 
     return _part_sweep(
         res,
@@ -1191,6 +1192,7 @@ def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             _capture_cell(a_, "lab2cripto_burp"),
             a_.cell(0),
         ],
+        needs="logins",
     )
 
 
@@ -1200,8 +1202,6 @@ PORTS_SWEEP: tuple[tuple[int, bool], ...] = ((3, True), (4, False), (5, True), (
 
 def _ports_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the port-scan rule: none, and each of ``PORTS_SWEEP``, at ``thr``."""
-    if not any(getattr(r, "ports", None) for r in res.agent.values()):
-        return []
     return _part_sweep(
         res,
         thr,
@@ -1228,6 +1228,7 @@ def _ports_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
             _capture_cell(a_, "scannerrec_masscan"),
             a_.cell(0),
         ],
+        needs="ports",
     )
 
 

@@ -516,3 +516,7 @@ def test_the_report_compares_port_scan_rules_on_real_replays(shared_data: Path) 
     assert rows[">= 4 ports, probes not counted"][3] == "42.86 % (3/7)"
     assert all(r[0] == f"0.00 % (0/{n})" for r in rows.values())
     assert rows[">= 4 ports, or a stealth probe (shipped)"][1:5:3] == ["—", "—"]  # no lab, no masscan
+    # replays saved before the rule have no port values: no table
+    for r in agent.values():
+        r.ports = []
+    assert _ports_sweep(res, 2.0, rule) == []  # type: ignore[arg-type]
