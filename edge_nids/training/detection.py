@@ -1163,7 +1163,6 @@ LOGIN_SWEEP: tuple[tuple[int, int | None], ...] = (
 
 def _login_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     """The report's table of the login rule: none, and each of ``LOGIN_SWEEP``, at ``thr``."""
-
     return _part_sweep(
         res,
         thr,
