@@ -70,11 +70,29 @@ def http_dos() -> Frames:
     return out
 
 
+def slow_scan() -> Frames:
+    """A slow scan of one host, a probe every 15 s: SYNs to 21, 22, 23, 25, 53 and 80 (each
+    refused with RST-ACK), then nmap's FIN (110), NULL (111) and Xmas (135) probes, also
+    refused; meanwhile a client makes three HTTP connections to the same host."""
+    out: Frames = []
+    scanner, host = "203.0.113.70", "198.51.100.80"
+    probes = [(21, SYN), (22, SYN), (23, SYN), (25, SYN), (53, SYN), (80, SYN), (110, FIN), (111, 0)]
+    probes.append((135, FIN | PSH | 0x20))  # Xmas: FIN, PSH, URG
+    for i, (port, flags) in enumerate(probes):
+        t = T0 + i * 15_000_000
+        out.append((t, ipv4_tcp(scanner, host, 40100 + i, port, flags, seq=5000 + i)))
+        out.append((t + 300, ipv4_tcp(host, scanner, port, 40100 + i, RST | ACK, ack=5001 + i, window=0)))
+    for i in range(3):
+        out += _http_conn(T0 + 20_000_000 + i * 40_000_000, "192.0.2.10", host, 42000 + i)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[], Frames]] = {
     "benign_http": benign_http,
     "port_scan": port_scan,
     "udp_flood": udp_flood,
     "http_dos": http_dos,
+    "slow_scan": slow_scan,
 }
 
 

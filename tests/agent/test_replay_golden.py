@@ -67,6 +67,27 @@ def test_replay_matches_golden(name: str, agent_bundle: Path, scenario_dir: Path
         assert alerts[1]["alert"]["context"]["aggregate"]["window_s"] == 60.0
 
 
+def test_the_slow_scan_alerts_by_the_port_scan_rule_alone(agent_bundle: Path, scenario_dir: Path) -> None:
+    """scenarios.slow_scan, with the model's threshold out of reach: the port-scan rule alone
+    alerts, from the 5th port refused within 300 s (4 others before it) and on every FIN,
+    NULL and Xmas probe, each saying why; the client's HTTP connections to the same host
+    never (one port)."""
+    alerts, flows, _ = run_agent(
+        scenario_dir / "slow_scan.pcap", agent_bundle, ["--threshold", "1.0", "--aggregate-window", "0"]
+    )
+    assert len(flows) == 12
+    assert [f["dest_port"] for f in flows if flow_verdict(f) == "attack"] == [53, 80, 110, 111, 135]
+    assert {f["src_ip"] for f in flows if flow_verdict(f) == "benign" and f["dest_port"] == 80} >= {
+        "192.0.2.10"
+    }
+    assert [(a["dest_port"], a["alert"]["signature"]) for a in alerts] == [
+        (p, "edge-nids: port scan") for p in (53, 80, 110, 111, 135)
+    ]
+    assert [a["alert"]["context"]["escalated"] for a in alerts] == [
+        {"host_ports_unanswered": n, "stealth_probe": n >= 6, "window_s": 300} for n in range(4, 9)
+    ]
+
+
 @pytest.mark.shared_data
 def test_replay_real_slowloris_matches_golden(gold_slowloris_pcap: Path, agent_bundle: Path) -> None:
     """The CICFlowMeter-4.0 slowloris lab capture: 150 attack connections from one host."""
