@@ -89,6 +89,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_nids.flows.context import PORTS_WINDOW_US
 from edge_nids.flows.logins import APP_NAMES, LOGIN_WINDOW_US
 from edge_nids.flows.schema import EDGE_FLOWS
 
@@ -274,7 +275,11 @@ class PortScanRule:
     @staticmethod
     def why(ports: int, stealth: bool) -> dict[str, Any]:
         """The ``alert.context.escalated`` object of a flow the rule flags: its own values."""
-        return {"host_ports_unanswered": int(ports), "stealth_probe": bool(stealth), "window_s": 300}
+        return {
+            "host_ports_unanswered": int(ports),
+            "stealth_probe": bool(stealth),
+            "window_s": PORTS_WINDOW_US // 1_000_000,
+        }
 
 
 @dataclass(frozen=True)
