@@ -75,6 +75,15 @@ nDPI's 7-probe scan over 40 s (held out: the model flagged 2) alerts on its last
 no flow of ``benign_public``, of the other packages' test captures or of the demo's benign
 traffic has more than 1 such port, and none opens with such a probe (docs/agent.md).
 
+The ``rate`` part is a flood inside one 5-tuple, which is one flow however many packets it
+carries: a flow one side of which has sent ``packets`` packets of one payload size, at
+``pps`` a second or more on average, to a unicast address that sent back at most one for
+every ten, alerts whatever its score (:class:`RateRule`). 1,000 and 1,000: the agent's
+``udp_flood`` scenario (2,000 datagrams a second, scored 0.04) alerts 1 s in, THC-IPv6's
+``flood_unreach6`` and ``flood_redir6`` alert; no flow of ``benign_public``, of the other
+packages' test captures or of the demo capture sends 1,000 packets one way at that rate
+(docs/agent.md).
+
 Memory is bounded: at most ``max_keys`` pairs (least recently alerting forgotten first),
 each with its last ``alerts`` alert times, and at most ``max_keys`` destinations, each with
 its last ``flood.sources`` distinct alerting sources.
@@ -89,7 +98,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge_nids.flows.context import PORTS_WINDOW_US
+from edge_nids.flows.context import PORTS_WINDOW_US, unicast
 from edge_nids.flows.logins import APP_NAMES, LOGIN_WINDOW_US
 from edge_nids.flows.schema import EDGE_FLOWS
 
@@ -102,9 +111,11 @@ __all__ = [
     "FloodRule",
     "LoginRule",
     "PortScanRule",
+    "RateRule",
     "SweepRule",
     "VolumeRule",
     "flag_checks",
+    "rate_values",
 ]
 
 #: (source, destination) pairs whose recent alerts are remembered (~0.3 KiB each), and as
@@ -282,6 +293,79 @@ class PortScanRule:
         }
 
 
+def rate_values(flow: Any) -> tuple[int, int, int, bool, bool, bool]:
+    """What a rate rule reads of a flow now, for its busier side: the packets that side sent,
+    the packets the other side sent, the flow's age (µs), whether that side's packets all
+    carried the same payload size, whether they went to a unicast address, and whether that
+    side is the flow's source. Either side: an ICMPv6 flood shares its flow (ICMP has no
+    ports) with the victim's neighbour advertisement, which can come first and make the
+    victim the flow's source (THC-IPv6's ``flood_unreach6``, docs/agent.md)."""
+    if flow.bwd_pkts > flow.fwd_pkts:
+        return (
+            flow.bwd_pkts,
+            flow.fwd_pkts,
+            flow.last_us - flow.first_us,
+            flow.bl_min == flow.bl_max,
+            unicast(flow.src),
+            False,
+        )
+    return (
+        flow.fwd_pkts,
+        flow.bwd_pkts,
+        flow.last_us - flow.first_us,
+        flow.fl_min == flow.fl_max,
+        unicast(flow.dst),
+        True,
+    )
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """A flow alerts whatever its score once one side of it has sent at least ``packets``
+    packets, at ``pps`` packets per second or more on average since the flow's first, all with
+    the same payload size, to a unicast address that sent back at most one packet for every
+    ten: a flood inside one 5-tuple (one source port, one destination port), which is one flow
+    however many packets it carries, and which the model scores as one busy flow. Reads the
+    flow's own counters (:func:`rate_values`)."""
+
+    packets: int
+    pps: float
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RateRule:
+        """From a bundle's ``escalation.rate`` object; ValueError naming what is wrong."""
+        w = "escalation.rate"
+        d = _object(d, w, ("packets", "pps"))
+        return cls(_whole(d, "packets", w), _number(d, "pps", w, 0, None, True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"packets": self.packets, "pps": self.pps}
+
+    def matches(
+        self, sent: int, back: int, age_us: int, same_size: bool, to_unicast: bool, from_source: bool = True
+    ) -> bool:
+        """Whether a flow's :func:`rate_values` meet the rule (whichever side sent them)."""
+        return (
+            to_unicast
+            and same_size
+            and sent >= self.packets
+            and 10 * back <= sent
+            and sent * 1_000_000 >= self.pps * max(age_us, 1)
+        )
+
+    @staticmethod
+    def why(
+        sent: int, back: int, age_us: int, same_size: bool, to_unicast: bool, from_source: bool = True
+    ) -> dict[str, Any]:
+        """The ``alert.context.escalated`` object of a flow the rule flags: its own values."""
+        return {
+            "flow_packets": int(sent),
+            "packets_back": int(back),
+            "packets_per_s": round(sent * 1_000_000 / max(age_us, 1)),
+            "sent_by": "source" if from_source else "destination",
+        }
+
+
 @dataclass(frozen=True)
 class LoginRule:
     """A flow alerts whatever its score, from one of its replies or requests on, as brute
@@ -352,6 +436,7 @@ class EscalationRule:
     sweep: SweepRule | None = None
     logins: LoginRule | None = None
     ports: PortScanRule | None = None
+    rate: RateRule | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EscalationRule:
@@ -363,6 +448,7 @@ class EscalationRule:
         sweep = SweepRule.from_dict(d["sweep"]) if d.get("sweep") is not None else None
         logins = LoginRule.from_dict(d["logins"]) if d.get("logins") is not None else None
         ports = PortScanRule.from_dict(d["ports"]) if d.get("ports") is not None else None
+        rate = RateRule.from_dict(d["rate"]) if d.get("rate") is not None else None
         return cls(
             _whole(d, "alerts", w),
             _number(d, "window_s", w, 0, None, True),
@@ -372,6 +458,7 @@ class EscalationRule:
             sweep,
             logins,
             ports,
+            rate,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -386,12 +473,14 @@ class EscalationRule:
             d["logins"] = self.logins.to_dict()
         if self.ports is not None:
             d["ports"] = self.ports.to_dict()
+        if self.rate is not None:
+            d["rate"] = self.rate.to_dict()
         return d
 
     @property
     def any_score(self) -> bool:
-        """Whether a part alerts whatever the score (volume, sweep, logins, ports)."""
-        return any(p is not None for p in (self.volume, self.sweep, self.logins, self.ports))
+        """Whether a part alerts whatever the score (volume, sweep, logins, ports, rate)."""
+        return any(p is not None for p in (self.volume, self.sweep, self.logins, self.ports, self.rate))
 
     @property
     def low(self) -> float:
@@ -432,6 +521,12 @@ class EscalationRule:
             )
             if pr.stealth:
                 text += ", or that opens with a FIN, NULL or Xmas probe"
+        if self.rate is not None:
+            rt = self.rate
+            text += (
+                f"; any flow one side of which sent >= {rt.packets} same-size packets at >= "
+                f"{rt.pps:g}/s to a unicast address with <= 1 in 10 back"
+            )
         return text
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_nids.agent.aggregate import Aggregator
 from edge_nids.agent.config import AgentConfig, AlertsConfig
-from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, Escalator
+from edge_nids.agent.escalate import VOLUME_IDX, EscalationRule, Escalator, rate_values
 from edge_nids.agent.eve import FlowIdent, eve_timestamp, flow_common, flow_ident, flow_section
 from edge_nids.agent.records import OWN_STATS_KEY, SCORE_VAR, VERDICT_VAR
 from edge_nids.agent.sinks import AlertSink
@@ -35,6 +35,7 @@ from edge_nids.agent.stages import EXPLAIN_KEY, load_stages
 from edge_nids.agent.stats import AgentStats
 from edge_nids.agent.suppress import Suppressor
 from edge_nids.flows.decode import Decoder
+from edge_nids.flows.packet import UDP
 from edge_nids.flows.schema import EDGE_FLOWS
 from edge_nids.flows.table import FlowConfig, FlowTable
 
@@ -434,6 +435,8 @@ class Pipeline:
         logins = esc.rule.logins if esc is not None and model.edge_schema else None
         # the port-scan rule: TCP flows of a source probing many ports of one host, any score
         ports = esc.rule.ports if esc is not None and model.edge_schema else None
+        # the rate rule: a flood inside one flow (one 5-tuple), any score
+        rate = esc.rule.rate if esc is not None and model.edge_schema else None
         # a source whose flows met the sweep rule and alerted: its other flows alert for a while
         tagging = sweep is not None and bool(sweep.source_s)
         for i, ((f, final, now_us), s, cls) in enumerate(zip(items, scores, classes, strict=True)):
@@ -456,7 +459,15 @@ class Pipeline:
                 if escalated is None and sweep is not None and sweep.matches(*f.sweep):
                     escalated = sweep.why(*f.sweep)
                     swept = True
-                if escalated is None and ports is not None and ports.matches(f.ports, f.stealth):
+                if (
+                    escalated is None
+                    and rate is not None
+                    and max(f.fwd_pkts, f.bwd_pkts) >= rate.packets  # the cheap test first
+                    and rate.matches(*(rv := rate_values(f)))
+                ):
+                    escalated = rate.why(*rv)
+                    family = "udp_flood" if f.proto == UDP else "other"  # what the rule saw names it
+                elif escalated is None and ports is not None and ports.matches(f.ports, f.stealth):
                     escalated = ports.why(f.ports, f.stealth)
                     family = "scan"  # what the rule saw names it
                 elif escalated is None and tagging:

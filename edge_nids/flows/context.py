@@ -59,6 +59,7 @@ __all__ = [
     "ContextTracker",
     "PortTracker",
     "unanswered",
+    "unicast",
 ]
 
 #: How far back the burst counts look, µs.
@@ -128,6 +129,12 @@ def _network(addr: bytes) -> bytes | None:
     if addr[0] == 0xFF:
         return None
     return addr[:8]
+
+
+def unicast(addr: bytes) -> bool:
+    """Whether ``addr`` is a unicast address (not multicast, reserved or a broadcast, as
+    :func:`_network` tells them)."""
+    return _network(addr) is not None
 
 
 def unanswered(flow: Any) -> bool:

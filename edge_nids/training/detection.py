@@ -35,9 +35,11 @@ from edge_nids.agent.escalate import (
     FloodRule,
     LoginRule,
     PortScanRule,
+    RateRule,
     SweepRule,
     VolumeRule,
     flag_checks,
+    rate_values,
 )
 from edge_nids.bundle import set_decision
 from edge_nids.flows.context import CONTEXT_COLUMNS
@@ -96,6 +98,10 @@ EXCLUDED: tuple[str, ...] = tuple(n for n in EDGE_FLOWS.names if n not in INPUTS
 LABEL_SMOOTHING = 0.1
 
 _I = {n: i for i, n in enumerate(EDGE_FLOWS.names)}
+#: The fewest packets of a rate rule (``--rate``): a replay records a flow's
+#: :func:`~edge_nids.agent.escalate.rate_values` only at its classifications from then on.
+RATE_MIN_PACKETS = 100
+
 #: UDP ports of link-local control and discovery: DHCP, NetBIOS name/datagram, SSDP, mDNS, LLMNR.
 LINK_LOCAL_PORTS: frozenset[int] = frozenset({67, 68, 137, 138, 1900, 5353, 5355})
 FLOW_KINDS: tuple[str, ...] = (
@@ -442,11 +448,16 @@ class Replayed:
     #: source had left unanswered in 300 s, a FIN/NULL/Xmas first packet), which a port-scan
     #: rule reads; empty in replays saved before it
     ports: list[tuple[int, bool]] = field(default_factory=list)
+    #: per flow, at each of its classifications from ``RATE_MIN_PACKETS`` packets of one side on,
+    #: (capture time µs, :func:`~edge_nids.agent.escalate.rate_values`), which a rate rule reads;
+    #: empty in replays saved before it
+    rate: list[tuple[tuple[int, tuple[int, int, int, bool, bool, bool]], ...]] = field(default_factory=list)
 
     def forced(self, rule: EscalationRule | None) -> list[int | None] | None:
         """Per flow: the capture time from which it meets a part of ``rule`` that alerts at any
         score (0: its context meets ``rule.volume``, ``rule.sweep`` or ``rule.ports``; else the
-        reply at which it meets ``rule.logins``), or None (None for all: no such rule or values)."""
+        reply at which it meets ``rule.logins``, or the classification at which it meets
+        ``rule.rate``), or None (None for all: no such rule or values)."""
         if rule is None:
             return None
         parts: list[list[int | None]] = []
@@ -460,6 +471,10 @@ class Replayed:
             parts.append([rule.logins.since(x) for x in logins])
         if rule.ports is not None and ports:
             parts.append([0 if rule.ports.matches(*x) else None for x in ports])
+        rate = getattr(self, "rate", None)
+        if rule.rate is not None and rate:
+            rr = rule.rate
+            parts.append([next((t for t, v in x if rr.matches(*v)), None) for x in rate])
         if not parts:
             return None
         return [min((t for t in ts if t is not None), default=None) for ts in zip(*parts, strict=True)]
@@ -487,13 +502,17 @@ def replay(bundle: Path, pcap: Path, label: str | Callable[[Any], str]) -> Repla
     cfg, model = _checking_model(bundle)
     pipe = Pipeline(cfg, model, None, None, AgentStats(), None)
     open_checks: dict[int, list[tuple[int, float]]] = {}
+    open_rates: dict[int, list[tuple[int, tuple[int, int, int, bool, bool, bool]]]] = {}
     out = Replayed()
 
     def seen(flow: Any, score: float, attack: bool, final: bool) -> None:
         checks = open_checks.setdefault(id(flow), [])
         checks.append((pipe.now_us, score))
+        if max(flow.fwd_pkts, flow.bwd_pkts) >= RATE_MIN_PACKETS:
+            open_rates.setdefault(id(flow), []).append((pipe.now_us, rate_values(flow)))
         if final:
             del open_checks[id(flow)]
+            out.rate.append(tuple(open_rates.pop(id(flow), ())))
             out.labels.append(label if isinstance(label, str) else label(flow))
             row = flow.edge_features()
             out.kinds.append(flow_kind(row))
@@ -574,24 +593,26 @@ def parse_escalation(
     sweep: str = "none",
     logins: str = "none",
     ports: str = "none",
+    rate: str = "none",
 ) -> EscalationRule | None:
     """``--escalation`` ``ALERTS,WINDOW_S,THRESHOLD`` (e.g. ``6,300,0.05``) or ``none``, with
     ``--flood-escalation`` ``SOURCES,WINDOW_S,THRESHOLD`` (e.g. ``10,10,0.5``) or ``none``,
     ``--volume`` ``RATE,SOURCES,UNANSWERED`` (e.g. ``200,16,16``) or ``none``, ``--sweep``
     ``HOSTS,UNANSWERED[,SOURCE_S]`` (e.g. ``8,6,60``) or ``none``, ``--logins`` ``REFUSED[,TRIED]``
-    (e.g. ``5,5``) or ``none`` and ``--ports`` ``PORTS[,nostealth]`` (e.g. ``4``) or ``none``;
-    ValueError naming the problem."""
+    (e.g. ``5,5``) or ``none``, ``--ports`` ``PORTS[,nostealth]`` (e.g. ``4``) or ``none`` and
+    ``--rate`` ``PACKETS,PPS`` (e.g. ``1000,1000``) or ``none``; ValueError naming the problem."""
     pair = _fields(text, "--escalation", "ALERTS,WINDOW_S,THRESHOLD")
     fl = _fields(flood, "--flood-escalation", "SOURCES,WINDOW_S,THRESHOLD")
     vol = _volume(volume)
     sw = _sweep(sweep)
     lg = _logins(logins)
     pr = _ports(ports)
+    rt = _rate(rate)
     if pair is None:
-        if any(x is not None for x in (fl, vol, sw, lg, pr)):
+        if any(x is not None for x in (fl, vol, sw, lg, pr, rt)):
             raise ValueError(
-                "--flood-escalation, --volume, --sweep, --logins and --ports need --escalation "
-                "(one rule in the bundle)"
+                "--flood-escalation, --volume, --sweep, --logins, --ports and --rate need "
+                "--escalation (one rule in the bundle)"
             )
         return None
     d: dict[str, Any] = {"alerts": pair[0], "window_s": pair[1], "threshold": pair[2]}
@@ -605,7 +626,19 @@ def parse_escalation(
         d["logins"] = lg.to_dict()
     if pr is not None:
         d["ports"] = pr.to_dict()
+    if rt is not None:
+        d["rate"] = rt.to_dict()
     return EscalationRule.from_dict(d)
+
+
+def _rate(text: str) -> RateRule | None:
+    """``--rate`` ``PACKETS,PPS`` or ``none``; ValueError naming the problem."""
+    v = _fields(text, "--rate", "PACKETS,PPS", (int, float))
+    if v is None:
+        return None
+    if v[0] < RATE_MIN_PACKETS:
+        raise ValueError(f"--rate {text!r}: PACKETS must be at least {RATE_MIN_PACKETS}")
+    return RateRule.from_dict({"packets": v[0], "pps": v[1]})
 
 
 def _ports(text: str) -> PortScanRule | None:
@@ -710,7 +743,7 @@ def run(args: argparse.Namespace) -> int:
     work = Path(args.work)
     results_file = work / "results.pickle"
     rule = parse_escalation(
-        args.escalation, args.flood_escalation, args.volume, args.sweep, args.logins, args.ports
+        args.escalation, args.flood_escalation, args.volume, args.sweep, args.logins, args.ports, args.rate
     )
     if args.report_only:
         with open(results_file, "rb") as fh:
@@ -890,6 +923,7 @@ def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None)
     res.args["sweep"] = args.sweep
     res.args["logins"] = args.logins
     res.args["ports"] = args.ports
+    res.args["rate"] = args.rate
 
 
 def _write(res: Results, args: argparse.Namespace) -> None:
@@ -1231,6 +1265,29 @@ def _ports_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
+#: Rate rules the report compares (packets of one side, packets per second).
+RATE_SWEEP: tuple[tuple[int, float], ...] = ((200, 500), (500, 1000), (1000, 1000), (1000, 5000))
+
+
+def _rate_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
+    """The report's table of the rate rule: none, and each of ``RATE_SWEEP``, at ``thr``."""
+    return _part_sweep(
+        res,
+        thr,
+        rule,
+        "rate",
+        [RateRule(*v) for v in RATE_SWEEP],
+        f"### Rate rule sweep (agent, held-out captures, threshold {thr:.4f}, the other rules as shipped)",
+        "| a flow alerts at any score once one side sent this many same-size packets, at this "
+        "rate, to a unicast address with at most 1 in 10 back | benign_public flagged | lab test "
+        "benign flagged | lab test UDP floods | attacker flows flagged (scan/flood/brute-force/"
+        "slow-DoS captures) |",
+        lambda v: "(no rate rule)" if v is None else f">= {v.packets} packets at >= {v.pps:g}/s",
+        lambda b, a_, lab: [b.cell(0), lab.cell(BENIGN), lab.cell("DoS UDP Flood"), a_.cell(0)],
+        needs="rate",
+    )
+
+
 def _seeds_cell(a: dict[str, Any]) -> str:
     """A run's seed, with its networks' own seed and ensemble size where they differ from it."""
     text = str(a.get("seed", "?"))
@@ -1373,6 +1430,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.ports is None
                 else ", or, at any score, when its source was probing its destination's ports"
             )
+            + ("" if rule.rate is None else ", or, at any score, when it was a flood on its own")
             + " (below)"
         )
         + f". Threshold **{thr:.4f}**: the lowest int8 output step (k/256) "
@@ -1432,6 +1490,14 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 "destination, started in the 300 s before, were unanswered"
                 + (", or whose first packet is a FIN, NULL or Xmas probe" if rule.ports.stealth else "")
                 + ", alerts whatever its score (the port-scan rule)"
+            )
+            + (
+                ""
+                if rule.rate is None
+                else f"; a flow one side of which had sent {rule.rate.packets} packets of one payload "
+                f"size at {rule.rate.pps:g} per second or more on average to a unicast address, with at most "
+                "one back for every ten, alerts whatever its score (the rate rule: a flood inside one "
+                "5-tuple)"
             )
             + ". Every agent figure below includes it "
             f"and the threshold was chosen with it. At the same threshold, benign_public flows "
@@ -1527,6 +1593,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
         L += _sweep_sweep(res, thr, rule)
         L += _login_sweep(res, thr, rule)
         L += _ports_sweep(res, thr, rule)
+        L += _rate_sweep(res, thr, rule)
     # -- attacks
     L += [
         "",
@@ -1651,6 +1718,7 @@ _volume_arg = _option_type("--volume", _volume)
 _sweep_arg = _option_type("--sweep", _sweep)
 _logins_arg = _option_type("--logins", _logins)
 _ports_arg = _option_type("--ports", _ports)
+_rate_arg = _option_type("--rate", _rate)
 
 
 def register(sub: Any) -> None:
@@ -1760,6 +1828,16 @@ def register(sub: Any) -> None:
         "other ports of its destination, started in the 300 s before, were unanswered, or whose "
         "first packet is a FIN, NULL or Xmas probe (not with nostealth), alerts whatever its score "
         "(default 4; none: no port-scan rule)",
+    )
+    p.add_argument(
+        "--rate",
+        default="1000,1000",
+        type=_rate_arg,
+        metavar="PACKETS,PPS",
+        help="with --escalation, its rate part: a flow one side of which sent PACKETS packets or "
+        "more of one payload size, at PPS per second or more on average, to a unicast address that "
+        "sent back at most one for every ten, alerts whatever its score: a flood inside one 5-tuple "
+        f"(default 1000,1000; PACKETS at least {RATE_MIN_PACKETS}; none: no rate rule)",
     )
     p.add_argument(
         "--compare-work",

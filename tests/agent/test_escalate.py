@@ -660,3 +660,144 @@ def test_bad_port_scan_rules_are_refused_by_name() -> None:
     ]:
         with pytest.raises(ValueError, match=problem):
             EscalationRule.from_dict({**RULE.to_dict(), "ports": ports})
+
+
+def _flood(path: Path, n: int, gap_us: int, dst: str = "198.51.100.53", answer_every: int = 0,
+           sizes: tuple[int, ...] = (48,)) -> Path:  # fmt: skip
+    """``n`` UDP datagrams from 203.0.113.9:40000 to ``dst``:53, ``gap_us`` apart, payload sizes
+    taken in turn from ``sizes``; with ``answer_every``, a reply after every that many."""
+    from .pcapgen import ipv4_udp, write_pcap
+
+    t0 = 1_700_000_000_000_000
+    frames = []
+    for i in range(n):
+        t = t0 + i * gap_us
+        frames.append((t, ipv4_udp("203.0.113.9", dst, 40000, 53, b"q" * sizes[i % len(sizes)])))
+        if answer_every and i % answer_every == 0:
+            frames.append((t + 50, ipv4_udp(dst, "203.0.113.9", 53, 40000, b"a" * 64)))
+    write_pcap(path, frames)
+    return path
+
+
+def test_the_rate_rule_catches_a_flood_inside_one_flow_and_the_evaluation_agrees(
+    agent_bundle: Path, tmp_path: Path
+) -> None:
+    """The agent's udp_flood scenario (tests/agent/scenarios.py): 8,000 48-byte datagrams from
+    one source port to one DNS server port, 2,000 a second, nothing back. One flow, which the
+    model scores 0.04. With the model's threshold out of reach, the rate rule alone fires at the
+    open flow's second check, 1.0 s in with 2,001 packets (its first, 0.4 s in, saw 801: fewer
+    than 1,000), as a UDP flood, saying why; the evaluation's judging of the replay agrees."""
+    from edge_nids.agent.escalate import RateRule
+    from edge_nids.cli import main
+    from edge_nids.training.detection import replay
+
+    pcap = _flood(tmp_path / "flood.pcap", 8000, 500)
+    pipe, model, alerted, finals = _replay(pcap, agent_bundle, escalate=True, threshold=2.0)
+    rule = model.escalation
+    assert rule is not None and rule.rate == RateRule(1000, 1000.0)
+    assert pipe.stats.escalated == 1
+    assert len(finals) == 1 and len(alerted) == 1
+    rep = replay(agent_bundle, pcap, "x")
+    judged = flag_checks([c for _, c, _ in finals], [p for _, _, p in finals], 2.0, rule, rep.forced(rule))
+    first = finals[0][1]
+    t0 = 1_700_000_000_000_000
+    assert [t - t0 for t, _ in first] == [400_000, 1_000_000, 3_999_500]  # none after its alert
+    assert judged == [t0 + 1_000_000]
+    none = dataclasses.replace(rule, rate=None)
+    assert flag_checks([first], [finals[0][2]], 2.0, none, rep.forced(none)) == [None]
+    out = tmp_path / "eve.json"
+    assert main(["run", "--pcap", str(pcap), "--model", str(agent_bundle), "--threshold", "1.0",
+                 "--alerts", str(out)]) == 0  # fmt: skip
+    (a,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert a["alert"]["signature"] == "edge-nids: UDP flood"
+    why = {"flow_packets": 2001, "packets_back": 0, "packets_per_s": 2001, "sent_by": "source"}
+    assert a["alert"]["context"]["escalated"] == why
+    assert a["timestamp"].startswith("2023-11-14T22:13:21.000000")  # 1.0 s after the first datagram
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs"),
+    [
+        ("answered one for one (a busy resolver's client)", {"answer_every": 1}),
+        ("payload sizes that vary (a media stream)", {"sizes": (48, 1200, 900)}),
+        ("to a multicast group", {"dst": "239.1.2.3"}),
+        ("999 datagrams", {"n": 999}),
+        ("900 a second", {"gap_us": 1112}),
+    ],
+)
+def test_the_rate_rule_leaves_flows_that_are_not_a_one_sided_flood(
+    what: str, kwargs: dict, agent_bundle: Path, tmp_path: Path
+) -> None:
+    """Each condition of the rule on its own: the same 5,000-datagram stream at 2,000 a second
+    alerts through the rule (first), and does not once one condition fails."""
+    from edge_nids.training.detection import replay
+
+    rule = EscalationRule.from_dict(json.loads((agent_bundle / "bundle.json").read_text())["escalation"])
+    assert rule.rate is not None
+    base = {"n": 5000, "gap_us": 500}
+    hit = replay(agent_bundle, _flood(tmp_path / "base.pcap", **base), "x")
+    assert any(rule.rate.matches(*v) for x in hit.rate for _, v in x)
+    rep = replay(agent_bundle, _flood(tmp_path / "f.pcap", **{**base, **kwargs}), "x")
+    assert not any(rule.rate.matches(*v) for x in rep.rate for _, v in x), what
+
+
+def test_no_benign_flow_meets_the_rate_rule(shared_data: Path, agent_bundle: Path) -> None:
+    """The benign_public captures with the longest one-way streams: an Omron FINS capture whose
+    245 datagrams to UDP/9600 come 25 µs apart (48,000 a second, a test-suite capture with
+    rewritten timestamps) and a PGM multicast stream of 1,000 packets. Over all of benign_public
+    and the other packages' test captures no flow sends 1,000 packets one way at 1,000 a second
+    (docs/agent.md); these two are the closest."""
+    from edge_nids.training.detection import replay
+
+    rule = EscalationRule.from_dict(json.loads((agent_bundle / "bundle.json").read_text())["escalation"])
+    assert rule.rate is not None
+    for name, most in [("ndpi_fins.pcap", 245), ("ndpi_pgm.pcap", 1000)]:
+        rep = replay(agent_bundle, shared_data / "pcaps" / "benign_public" / name, "x")
+        values = [v for x in rep.rate for _, v in x]
+        assert max(v[0] for v in values) == most, name  # it did record them
+        assert not [v for v in values if rule.rate.matches(*v)], name
+
+
+def test_bad_rate_rules_are_refused_by_name() -> None:
+    from edge_nids.agent.escalate import RateRule
+
+    rule = EscalationRule(6, 300.0, 0.05, rate=RateRule(1000, 1000.0))
+    assert EscalationRule.from_dict(rule.to_dict()) == rule
+    assert rule.any_score
+    assert rule.describe().endswith("; any flow one side of which sent >= 1000 same-size packets at "
+                                    ">= 1000/s to a unicast address with <= 1 in 10 back")  # fmt: skip
+    r = RateRule(1000, 1000.0)
+    assert r.matches(1000, 100, 1_000_000, True, True)
+    assert not r.matches(1000, 101, 1_000_000, True, True)  # more than one back in ten
+    assert not r.matches(1000, 0, 1_000_001, True, True)  # just under 1,000 a second
+    for rate, problem in [
+        ({"packets": 0, "pps": 10}, r"escalation\.rate\.packets must be a whole number >= 1"),
+        ({"packets": 1000, "pps": 0}, r"escalation\.rate\.pps must be"),
+        ({"packets": 1000}, r"escalation\.rate lacks pps"),
+        ([1000, 1000], r"escalation\.rate must be an object"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            EscalationRule.from_dict({**RULE.to_dict(), "rate": rate})
+
+
+def test_the_rate_rule_catches_a_real_icmpv6_flood_sent_by_the_flows_destination(
+    repo_root: Path, agent_bundle: Path, tmp_path: Path
+) -> None:
+    """tests/agent/data/thc_flood_unreach6.pcap (README there): THC-IPv6's flood_unreach6,
+    1,293 unreachables in 1.7 ms inside the flow the victim's neighbour advertisement opened.
+    The model alone flags none of its 6 flows; the rate rule flags that one, as sent by its
+    destination, and nothing else."""
+    from edge_nids.cli import main
+
+    pcap = repo_root / "tests" / "agent" / "data" / "thc_flood_unreach6.pcap"
+    _, _, alerted, finals = _replay(pcap, agent_bundle, escalate=False)
+    assert len(finals) == 6 and not alerted
+    out = tmp_path / "eve.json"
+    assert main(["run", "--pcap", str(pcap), "--model", str(agent_bundle), "--threshold", "1.0",
+                 "--alerts", str(out), "--aggregate-window", "0"]) == 0  # fmt: skip
+    (a,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert (a["src_ip"], a["dest_ip"], a["proto"]) == ("fd00:6::2", "fd00:6::1", "IPv6-ICMP")
+    assert a["flow"]["pkts_toclient"] == 1293 and a["flow"]["pkts_toserver"] == 1
+    why = a["alert"]["context"]["escalated"]
+    assert why["sent_by"] == "destination" and why["flow_packets"] == 1293 and why["packets_back"] == 1
+    assert why["packets_per_s"] > 1000

@@ -102,7 +102,8 @@ def test_the_flood_rule_is_parsed_with_the_pair_rule_and_judged_with_it() -> Non
     assert (rule.flood.sources, rule.flood.window_s, rule.flood.threshold) == (10, 10.0, 0.5)
     assert parse_escalation("6,60,0.05", "none").flood is None  # type: ignore[union-attr]
     with pytest.raises(
-        ValueError, match="--flood-escalation, --volume, --sweep, --logins and --ports need --escalation"
+        ValueError,
+        match="--flood-escalation, --volume, --sweep, --logins, --ports and --rate need --escalation",
     ):
         parse_escalation("none", "10,10,0.5")
     import subprocess
@@ -442,7 +443,7 @@ def test_the_port_scan_rule_is_parsed_and_judged_from_a_replay() -> None:
     for bad in ("x", "4,stealthy", "-1"):
         with pytest.raises(ValueError, match=r"--ports '.*': expected PORTS or PORTS,nostealth or none"):
             parse_escalation("6,300,0.05", ports=bad)
-    with pytest.raises(ValueError, match="--ports need --escalation"):
+    with pytest.raises(ValueError, match="--ports and --rate need --escalation"):
         parse_escalation("none", ports="4")
     # a slow scan's 6 probes (other unanswered ports 0..5, the last a FIN probe) at 0.2, and a
     # benign client's 3 connections at 0.2 (one other unanswered port at most)
@@ -520,3 +521,38 @@ def test_the_report_compares_port_scan_rules_on_real_replays(shared_data: Path) 
     for r in agent.values():
         r.ports = []
     assert _ports_sweep(res, 2.0, rule) == []  # type: ignore[arg-type]
+
+
+def test_the_rate_rule_is_parsed_and_judged_from_a_replay() -> None:
+    """``--rate``: PACKETS,PPS or none; a replay's ``rate`` values (per classification from 100
+    packets of one side on) force a flow from the first classification that meets the rule,
+    whatever its score, and only then."""
+    from edge_nids.agent.escalate import RateRule
+
+    rule = parse_escalation("6,300,0.05", rate="1000,1000")
+    assert rule is not None and rule.rate == RateRule(1000, 1000.0)
+    assert parse_escalation("6,300,0.05", rate="none").rate is None  # type: ignore[union-attr]
+    for bad in ("x", "1000", "1000,fast"):
+        with pytest.raises(ValueError, match=r"--rate '.*': expected PACKETS,PPS or none"):
+            parse_escalation("6,300,0.05", rate=bad)
+    with pytest.raises(ValueError, match="PACKETS must be at least 100"):
+        parse_escalation("6,300,0.05", rate="50,1000")
+    with pytest.raises(ValueError, match="--ports and --rate need --escalation"):
+        parse_escalation("none", rate="1000,1000")
+    # a flood checked at 0.4 s (801 packets), 1.0 s (2,001) and 4 s (8,000), and a stream of
+    # varying sizes as fast; both score 0.1
+    seen = ((400_000, 801), (1_000_000, 2001), (4_000_000, 8000))
+    flood = [(t, (n, 0, t, True, True, True)) for t, n in seen]
+    media = [(t, (n, 0, age, False, True, True)) for t, (n, _, age, *_) in flood]
+    rep = Replayed(
+        labels=["DoS UDP Flood", BENIGN],
+        srcs=[b"\x01", b"\x03"],
+        dsts=[b"\x02", b"\x02"],
+        checks=[[(t, 0.1) for t, _ in flood]] * 2,
+        rate=[tuple(flood), tuple(media)],
+    )
+    assert rep.forced(rule) == [1_000_000, None]
+    assert rep.alert_us(0.9, rule) == [1_000_000, None]
+    assert rep.alert_us(0.9, parse_escalation("6,300,0.05", rate="5000,1000")) == [4_000_000, None]
+    # replays saved before the rule have no values: nothing meets it
+    assert Replayed(labels=[BENIGN], srcs=[b"\x01"], dsts=[b"\x02"], checks=[[(0, 0.1)]]).forced(rule) is None
