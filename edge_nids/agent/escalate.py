@@ -57,7 +57,7 @@ hosts it probes, 190 -> 280 of its 286 flows with no model score counted.
 The ``logins`` part reads what a server said, and what an HTTP client tried: a flow whose
 server had refused its client ``refused`` logins more than it accepted in the 300 s up to
 one of its replies (MQTT CONNACK "not authorised", HTTP 401, FTP 530, SMTP 535, and POP3,
-IMAP, Telnet, MySQL, PostgreSQL, SMB and Redis failures), or whose client had submitted
+IMAP, Telnet, MySQL, PostgreSQL, SMB and Redis failures, SSH's late answers), or whose client had submitted
 ``tried`` distinct user/password pairs to that server in HTTP requests in those 300 s (a
 login form answers every try with a 200 page; ``flow.logins``, ``edge_nids.flows.logins``),
 alerts whatever its score from then on, as brute force. 5 and 5: the slow MQTT guesser of

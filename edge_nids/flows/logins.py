@@ -28,6 +28,9 @@ PostgreSQL  ErrorResponse with SQLSTATE 28P01 or 28000    AuthenticationOk
 SMB 1, 2    session setup: STATUS_LOGON_FAILURE,          session setup: STATUS_SUCCESS
             STATUS_WRONG_PASSWORD
 Redis       ``-WRONGPASS``, ``-ERR invalid password``     ``+OK`` (to its AUTH)
+SSH         (encrypted) the second and later answers of   (none)
+            a connection that come 1-5 s after the
+            client's try, small, of one size
 ==========  ============================================  ===============================
 
 MQTT, MySQL, PostgreSQL and Redis have one login per connection: after its verdict
@@ -43,11 +46,12 @@ distinct pairs within 300 s); a poller that puts a fixed password in its URL sub
 
 The protocol is taken from the connection's first payload (an MQTT CONNECT, an HTTP
 request, a PostgreSQL startup message, an SMB request, a Redis AUTH or Telnet option
-negotiation from the client; an HTTP status line, a ``220``, POP3 or IMAP greeting, a MySQL
-handshake or Telnet negotiation from the server), not from the port; anything else (TLS
-included, and a PostgreSQL or MySQL connection once it turns to TLS) is not read. Only the first
-``LOGIN_SEGMENTS`` (16) segments with payload of a connection are read (the server's, and
-an HTTP client's), and of a reply only its first bytes (``Packet.head``).
+negotiation from the client; an SSH banner from either side; an HTTP status line, a
+``220``, POP3 or IMAP greeting, a MySQL handshake or Telnet negotiation from the server),
+not from the port; anything else (TLS included, and a PostgreSQL or MySQL connection once
+it turns to TLS) is not read. Only the first ``LOGIN_SEGMENTS`` (16) segments with payload
+of a connection are read (the server's, and an HTTP client's; an SSH client's segments
+only give the time of its tries), and of a reply only its first bytes (``Packet.head``).
 
 ``LoginTracker`` keeps, per (client, server, server port), the refusals and acceptances of
 the last ``LOGIN_WINDOW_US`` (at most ``LOGIN_DEPTH``) and the credentials submitted in it
@@ -99,11 +103,16 @@ LOGIN_SEGMENTS = 16
 HTTP_READ = 1024
 #: (client, service) keys tracked at once.
 LOGIN_MAX_KEYS = 1024
+#: An SSH server's answer that came this long after its client's last segment, µs, is a
+#: delayed one (a refused password: OpenSSH with PAM waits about 2 s before saying so).
+SSH_DELAY_US = (1_000_000, 5_000_000)
+#: The largest SSH server segment (payload bytes) read as a refusal (USERAUTH_FAILURE, encrypted).
+SSH_FAILURE_BYTES = 128
 
 #: ``flow.app`` codes: not decided yet, nothing this module reads, or the protocol (its
 #: negative once the connection's ``LOGIN_SEGMENTS`` were read).
-UNDECIDED, NONE, MQTT, HTTP, GREETING, POP3, IMAP, TELNET, MYSQL, PGSQL, SMB, REDIS = (
-    0, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+UNDECIDED, NONE, MQTT, HTTP, GREETING, POP3, IMAP, TELNET, MYSQL, PGSQL, SMB, REDIS, SSH = (
+    0, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
 )  # fmt: skip
 #: The protocol names of ``flow.app`` codes, as alerts give them.
 APP_NAMES = {
@@ -117,6 +126,7 @@ APP_NAMES = {
     PGSQL: "postgresql",
     SMB: "smb",
     REDIS: "redis",
+    SSH: "ssh",
 }
 #: Protocols with one login per connection: nothing more is read after its verdict.
 _ONE_LOGIN = frozenset((MQTT, MYSQL, PGSQL, REDIS))
@@ -175,6 +185,8 @@ def client_app(head: bytes) -> int:
         return MQTT
     if head.startswith(_HTTP_METHODS):
         return HTTP
+    if head.startswith(b"SSH-"):
+        return SSH
     if len(head) >= 8:
         if head[0] == 0xFF and 0xFB <= head[1] <= 0xFE:
             return TELNET
@@ -193,6 +205,8 @@ def server_app(head: bytes) -> int:
     option negotiation, a MySQL handshake (protocol 10), or NONE."""
     if head.startswith(b"HTTP/1."):
         return HTTP
+    if head.startswith(b"SSH-"):
+        return SSH
     if head[:3] == b"220" and head[3:4] in (b" ", b"-"):
         return GREETING
     if head.startswith(b"+OK"):
@@ -344,8 +358,13 @@ class LoginTracker:
             return
         if app == UNDECIDED:
             app = flow.app = client_app(pkt.head) if fwd else server_app(pkt.head)
+            if app == SSH:
+                flow.ssh = [pkt.ts_us if fwd else 0, 0]
             if app != HTTP:  # a greeting or a request is no verdict; NONE: nothing to read
                 return
+        elif app == SSH:
+            self._ssh(flow, pkt, fwd)
+            return
         elif fwd and app != HTTP:
             return
         n = flow.replies = flow.replies + 1
@@ -364,6 +383,30 @@ class LoginTracker:
             self._record(flow, verdict, pkt.ts_us)
             if app in _ONE_LOGIN:
                 flow.app = -app  # its one login is decided
+
+    def _ssh(self, flow: Any, pkt: Any, fwd: bool) -> None:
+        """One segment of an SSH connection. Encrypted, but a refused password has a shape: the
+        server answers the client's try (its first segment after the client's) late
+        (``SSH_DELAY_US``) with a small segment, the same size each time (USERAUTH_FAILURE),
+        and the client tries again. From the second such answer of a connection on, each
+        counts as a refusal; a first one does not (a slow key exchange, one mistyped
+        password, a command that took a second), nor does an answer of another size, an
+        immediate one (a public key offered and declined, an echoed keystroke) or a server
+        segment that follows another (a command's exit status, end of data and close)."""
+        st = flow.ssh
+        if fwd:
+            st[0] = pkt.ts_us
+            return
+        n = flow.replies = flow.replies + 1
+        if n >= LOGIN_SEGMENTS:
+            flow.app = -SSH  # this segment is the last one read
+        size = pkt.data_end - pkt.data
+        last = st[0]
+        st[0] = 0  # only the first server segment after a client's is its answer
+        if last and SSH_DELAY_US[0] <= pkt.ts_us - last <= SSH_DELAY_US[1] and size <= SSH_FAILURE_BYTES:
+            if size == st[1]:
+                self._record(flow, REFUSED, pkt.ts_us)
+            st[1] = size
 
     def opened(self, flow: Any) -> None:
         """A new TCP connection: it carries its client's counts at that server port as they

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from edge_nids.flows.context import NO_CONTEXT, NO_SWEEP, PADDING_BYTES, ContextTracker, PortTracker
 from edge_nids.flows.features import FlowFeatures
 from edge_nids.flows.logins import HTTP as HTTP_APP
+from edge_nids.flows.logins import SSH as SSH_APP
 from edge_nids.flows.logins import LoginTracker
 from edge_nids.flows.packet import ACK, FIN, RST, SYN, TCP, UDP, Packet, format_ip
 from edge_nids.flows.schema import PROFILES
@@ -134,6 +135,7 @@ class Flow(FlowFeatures):
         "replies",
         "sport",
         "src",
+        "ssh",
         "stealth",
         "sweep",
     )
@@ -160,6 +162,9 @@ class Flow(FlowFeatures):
         #: the login rule's
         self.app = 0
         self.replies = 0
+        #: an SSH connection's [time of its client's last segment µs, size of its server's last
+        #: delayed answer] (``flows.logins``), else None
+        self.ssh: list[int] | None = None
         self.logins: tuple[tuple[int, int, int], ...] = ()
         #: other ports of the destination that the originator's latest TCP flows in the last
         #: 300 s left unanswered (``flows.context.PortTracker``), and whether the first packet
@@ -407,7 +412,7 @@ class FlowTable:
                 if (
                     flow.app >= 0
                     and pkt.data_end > pkt.data
-                    and (not fwd or not flow.app or flow.app == HTTP_APP)
+                    and (not fwd or not flow.app or flow.app == HTTP_APP or flow.app == SSH_APP)
                 ):
                     self.logins.segment(flow, pkt, fwd)  # type: ignore[union-attr]
                 if flags & RST:

@@ -1474,7 +1474,8 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
                 if rule.logins is None
                 else f"; a flow whose server had refused its client {rule.logins.refused} logins more "
                 "than it accepted in the 300 s up to one of its replies (MQTT CONNACK not authorised, "
-                "HTTP 401, FTP 530, SMTP 535, POP3, IMAP, Telnet, MySQL, PostgreSQL, SMB, Redis)"
+                "HTTP 401, FTP 530, SMTP 535, POP3, IMAP, Telnet, MySQL, PostgreSQL, SMB, Redis, SSH's late "
+                "same-size answers)"
                 + (
                     ""
                     if rule.logins.tried is None

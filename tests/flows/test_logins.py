@@ -23,6 +23,7 @@ from edge_nids.flows.logins import (
     REDIS,
     REFUSED,
     SMB,
+    SSH,
     TELNET,
     UNDECIDED,
     LoginTracker,
@@ -51,12 +52,12 @@ def test_the_protocol_is_read_from_the_first_payload_not_the_port() -> None:
     assert client_app(bytes.fromhex("10ff0100064d51497364700302")) == MQTT  # 3.1, 2-byte length
     assert client_app(b"GET /private/ HTTP/1.1\r\n") == HTTP
     assert client_app(b"\x16\x03\x01\x02\x00\x01") == NONE  # a TLS ClientHello
-    assert client_app(b"SSH-2.0-OpenSSH_9.2") == NONE
+    assert client_app(b"SSH-2.0-OpenSSH_9.2") == SSH
     assert server_app(b"220 (vsFTPd 3.0.3)\r\n") == GREETING
     assert server_app(b"220-mail.example ESMTP") == GREETING
     assert server_app(b"HTTP/1.1 401 Unauthorized\r\n") == HTTP
     assert server_app(b"2200 bytes") == NONE
-    assert server_app(b"SSH-2.0-OpenSSH_9.2") == NONE
+    assert server_app(b"SSH-2.0-OpenSSH_9.2") == SSH
 
 
 @pytest.mark.parametrize(
@@ -246,8 +247,10 @@ def test_a_real_mqtt_brute_force_is_all_refusals(shared_data: Path) -> None:
 
 def test_real_benign_captures_have_at_most_one_net_refusal(shared_data: Path) -> None:
     """benign_public (259 captures of the nDPI and nfstream suites): 329 connections of the
-    protocols read; two refusals in all: a 401 (``ndpi_http_auth``) and a POP3 "-ERR
-    authentication failed" (``ndpi_pop3``), each answered by nothing after it."""
+    protocols read; three refusals in all: a 401 (``ndpi_http_auth``), a POP3 "-ERR
+    authentication failed" (``ndpi_pop3``), each answered by nothing after it, and an SSH
+    user's second of two mistyped passwords (``ndpi_ssh``: 80-byte answers 1.9 and 2.4 s
+    after the client's 144-byte tries, then the third try answered at once)."""
     refused = {}
     read = 0
     for pcap in sorted((shared_data / "pcaps" / "benign_public").glob("*.pcap*")):
@@ -255,8 +258,8 @@ def test_real_benign_captures_have_at_most_one_net_refusal(shared_data: Path) ->
         read += sum(1 for f in flows if f.app not in (UNDECIDED, NONE))  # a protocol recognised
         if table.logins.refused:  # type: ignore[union-attr]
             refused[pcap.stem] = max(n for f in flows for _, n, _ in f.logins)
-    assert refused == {"ndpi_http_auth": 1, "ndpi_pop3": 1}
-    assert read == 329
+    assert refused == {"ndpi_http_auth": 1, "ndpi_pop3": 1, "ndpi_ssh": 1}
+    assert read == 331
 
 
 @pytest.mark.parametrize(
@@ -410,3 +413,71 @@ def test_login_replies_of_more_protocols(app: int, reply: bytes, verdict: int) -
 def test_real_logins_of_more_protocols(shared_data: Path, name: str, refused: int, accepted: int) -> None:
     _, table = _meter(shared_data / "pcaps" / "benign_public" / name)
     assert (table.logins.refused, table.logins.accepted) == (refused, accepted)  # type: ignore[union-attr]
+
+
+def _ssh_session(
+    table: FlowTable, t_us: int, sport: int, tries: list[tuple[int, int]], client: bytes = A
+) -> object:
+    """An SSH connection from ``client`` to B:22 from its handshake: banners, key exchange,
+    then per try (client segment time µs after the last, server answer delay µs) a 116-byte
+    try and a 52-byte answer."""
+    segs = [
+        (0, client, B, sport, 22, SYN, b""),
+        (100, B, client, 22, sport, SYN | ACK, b""),
+        (200, client, B, sport, 22, ACK, b""),
+        (300, client, B, sport, 22, PSH | ACK, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (400, B, client, 22, sport, PSH | ACK, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (500, client, B, sport, 22, PSH | ACK, b"k" * 944),
+        (600, B, client, 22, sport, PSH | ACK, b"k" * 952),
+        (700, B, client, 22, sport, PSH | ACK, b"k" * 460),
+    ]
+    t = 700
+    for gap, delay in tries:
+        t += gap
+        segs.append((t, client, B, sport, 22, PSH | ACK, b"p" * 116))
+        t += delay
+        segs.append((t, B, client, 22, sport, PSH | ACK, b"f" * 52))
+    for dt, src, dst, sp, dp, flags, payload in segs:
+        table.add(_with(pkt(t_us + dt, src, dst, sp, dp, flags, payload=len(payload)), payload))
+    return next(f for f in table.open_flows() if f.sport == sport and f.src_ip == client)
+
+
+def test_an_ssh_password_guesser_is_told_by_its_servers_late_same_size_answers() -> None:
+    """Encrypted, but shaped: each try answered about 2 s later with a segment of one size.
+    The second and later such answers of a connection count; the first does not."""
+    table = FlowTable(FlowConfig(profile="corrected"))
+    guess = _ssh_session(table, 1_000_000, 40000, [(3_000, 2_000_000)] * 5)
+    assert abs(guess.app) == SSH  # type: ignore[attr-defined]
+    assert [n for _, n, _ in guess.logins] == [1, 2, 3, 4]  # type: ignore[attr-defined]
+    # a second connection of the same client carries the count from its SYN, and adds to it
+    more = _ssh_session(table, 20_000_000, 40001, [(3_000, 2_000_000)] * 3)
+    assert [n for _, n, _ in more.logins] == [4, 5, 6]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("what", "tries"),
+    [
+        ("answered at once (public keys offered and declined, keystrokes)", [(3_000, 2_000)] * 6),
+        ("answered later than 5 s", [(3_000, 6_000_000)] * 6),
+        ("one late answer (a slow command, one mistyped password)", [(3_000, 2_000_000), (3_000, 1_000)]),
+    ],
+)
+def test_ssh_answers_that_are_not_refusals(what: str, tries: list[tuple[int, int]]) -> None:
+    table = FlowTable(FlowConfig(profile="corrected"))
+    flow = _ssh_session(table, 1_000_000, 40000, tries)
+    assert flow.logins == (), what  # type: ignore[attr-defined]
+    assert table.logins.refused == 0  # type: ignore[union-attr]
+
+
+def test_a_real_ssh_brute_force_is_read_through_its_encryption(shared_data: Path) -> None:
+    """attacks_public/researchpcaps_ssh_brute_force.pcap (MANIFEST.tsv): 32 parallel SSH
+    sessions from 192.168.203.193 to 192.168.100.123:22; the capture kept only segments with
+    PSH (no handshake). 28 start with the banners and are read: their server answers each
+    116-byte try about 2 s later with 52 bytes, five times, then disconnects. The first four
+    start mid-session (no banner) and are not read."""
+    flows, table = _meter(shared_data / "pcaps" / "attacks_public" / "researchpcaps_ssh_brute_force.pcap")
+    assert len(flows) == 32
+    read = [f for f in flows if abs(f.app) == SSH]
+    assert len(read) == 28 and sum(1 for f in flows if f.app == NONE) == 4
+    assert table.logins.refused == 28 * 4  # type: ignore[union-attr]
+    assert max(n for f in read for _, n, _ in f.logins) == 64  # LOGIN_DEPTH: the count saturates
