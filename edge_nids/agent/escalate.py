@@ -300,23 +300,12 @@ def rate_values(flow: Any) -> tuple[int, int, int, bool, bool, bool]:
     side is the flow's source. Either side: an ICMPv6 flood shares its flow (ICMP has no
     ports) with the victim's neighbour advertisement, which can come first and make the
     victim the flow's source (THC-IPv6's ``flood_unreach6``, docs/agent.md)."""
-    if flow.bwd_pkts > flow.fwd_pkts:
-        return (
-            flow.bwd_pkts,
-            flow.fwd_pkts,
-            flow.last_us - flow.first_us,
-            flow.bl_min == flow.bl_max,
-            unicast(flow.src),
-            False,
-        )
-    return (
-        flow.fwd_pkts,
-        flow.bwd_pkts,
-        flow.last_us - flow.first_us,
-        flow.fl_min == flow.fl_max,
-        unicast(flow.dst),
-        True,
-    )
+    fwd = flow.bwd_pkts <= flow.fwd_pkts
+    if fwd:
+        sent, back, same, to = flow.fwd_pkts, flow.bwd_pkts, flow.fl_min == flow.fl_max, flow.dst
+    else:
+        sent, back, same, to = flow.bwd_pkts, flow.fwd_pkts, flow.bl_min == flow.bl_max, flow.src
+    return sent, back, flow.last_us - flow.first_us, same, unicast(to), fwd
 
 
 @dataclass(frozen=True)
