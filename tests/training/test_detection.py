@@ -556,3 +556,20 @@ def test_the_rate_rule_is_parsed_and_judged_from_a_replay() -> None:
     assert rep.alert_us(0.9, parse_escalation("6,300,0.05", rate="5000,1000")) == [4_000_000, None]
     # replays saved before the rule have no values: nothing meets it
     assert Replayed(labels=[BENIGN], srcs=[b"\x01"], dsts=[b"\x02"], checks=[[(0, 0.1)]]).forced(rule) is None
+
+
+def test_judge_bundle_is_refused_by_name_without_saved_results_or_a_bundle(tmp_path: Path) -> None:
+    """``--judge-bundle`` re-judges a run's saved results at a shipped bundle's decision: it
+    needs ``--report-only`` and a bundle; either missing is named, with exit status 2."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "edge_nids.cli", "detection", "--work", str(tmp_path)]
+    done = subprocess.run([*base, "--judge-bundle", str(ROOT / "models" / "cnn-lstm-ctx-int8")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--judge-bundle needs --report-only" in done.stderr
+    done = subprocess.run([*base, "--report-only", "--judge-bundle", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--judge-bundle {tmp_path / 'none'}: no bundle.json there" in done.stderr
