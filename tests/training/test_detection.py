@@ -573,3 +573,31 @@ def test_judge_bundle_is_refused_by_name_without_saved_results_or_a_bundle(tmp_p
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"--judge-bundle {tmp_path / 'none'}: no bundle.json there" in done.stderr
+
+
+def test_judge_bundle_takes_the_bundles_decision_and_replays_through_it(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A run's results judged at the shipped bundle's decision: its threshold and escalation
+    rule become the report's, the run's own pick is kept, and the gold capture (the
+    CIC-IDS2017 SQL injection: 9 attacker flows, web attacks the flow meter's features do
+    not show) is replayed through that bundle."""
+    import json
+
+    from edge_nids.training.detection import _judge_bundle
+
+    bundle = ROOT / "models" / "cnn-lstm-ctx-int8"
+    meta = json.loads((bundle / "bundle.json").read_text())
+    res = Results(captures=[], folds={}, classes={}, rf={}, keras={}, agent={}, test={}, test_rf={},
+                  gold={}, threshold=0.9609375, rf_threshold=0.5,
+                  args={"test_lab": [], "datasets": str(shared_data)}, fold_info=[], seconds=0.0,
+                  escalation=None)  # fmt: skip
+    _judge_bundle(res, bundle, tmp_path)
+    assert res.threshold == meta["threshold"] and res.escalation == meta["escalation"]
+    assert res.args["own_threshold"] == 0.9609375
+    assert res.args["judged_bundle"]["path"] == str(bundle)
+    (gold,) = res.gold.values()
+    assert gold.labels.count("Web Attack") == 9
+    # judged again (a re-render), the run's own pick stays the one it made
+    _judge_bundle(res, bundle, tmp_path)
+    assert res.args["own_threshold"] == 0.9609375
