@@ -753,8 +753,7 @@ def run(args: argparse.Namespace) -> int:
             if Path(args.out).is_dir():
                 set_decision(args.out, res.threshold, res.escalation)
                 log.warning("%s: threshold %.4f, escalation %s", args.out, res.threshold, res.escalation)
-        if args.judge_bundle:
-            args.out = args.judge_bundle
+        if args.judge_bundle:  # _main has made it args.out too, for --check
             _judge_bundle(res, Path(args.judge_bundle), work)
         if args.check:
             res.checks = replay_checks(args.out, args.check)
@@ -850,17 +849,12 @@ def run(args: argparse.Namespace) -> int:
     out_bundle = Path(args.out)
     write_bundle_from(final, work / "final" / "model", out_bundle, res.threshold, out_bundle.name, notes)
     set_decision(out_bundle, res.threshold, res.escalation)
-    for cf in load_flows(test_caps):
-        key = f"{cf.cap.source}/{cf.cap.name}"  # several test runs hold captures of the same name
-        res.test[key] = replay(out_bundle, cf.cap.pcap, _label_function(cf.cap))
-        res.test_rf[key] = (forest_scores(final_rf, cf.X), cf.classes)
+    test_flows = load_flows(test_caps)
+    res.test = _test_replays(out_bundle, test_flows)
+    for cf in test_flows:
+        res.test_rf[_test_key(cf)] = (forest_scores(final_rf, cf.X), cf.classes)
     if datasets is not None:
-        sqli = datasets / "pcaps" / "gold_cicids2017_sqlinj" / "WebattackSQLinj.pcap"
-        if sqli.is_file():
-            attacker = _ip("172.16.0.1")
-            res.gold["CIC-IDS2017 SQL injection (gold_cicids2017_sqlinj)"] = replay(
-                out_bundle, sqli, lambda f: "Web Attack" if attacker in (f.src, f.dst) else BENIGN
-            )
+        res.gold = _gold_replays(out_bundle, datasets)
     if args.check:
         res.checks = replay_checks(out_bundle, args.check)
     res.seconds = time.perf_counter() - t_start
@@ -885,20 +879,37 @@ def _judge_bundle(res: Results, bundle: Path, work: Path) -> None:
     res.threshold = float(meta["threshold"])
     res.escalation = meta.get("escalation")
     test_caps = find_captures(None, [Path(p) for p in res.args.get("test_lab", [])], work / "corpus")
-    for cf in load_flows(test_caps):
-        key = f"{cf.cap.source}/{cf.cap.name}"
-        res.test[key] = replay(bundle, cf.cap.pcap, _label_function(cf.cap))
-    datasets = Path(res.args["datasets"]) if res.args.get("datasets") else None
-    if datasets is None:
+    res.test.update(_test_replays(bundle, load_flows(test_caps)))
+    if res.args.get("datasets"):
+        datasets = Path(res.args["datasets"])
+    else:
         from edge_nids.training.datasets import data_root
 
         datasets = data_root()
+    res.gold.update(_gold_replays(bundle, datasets))
+
+
+def _test_key(cf: Any) -> str:
+    """A lab test capture's key in ``Results.test`` (several test runs hold captures of one name)."""
+    return f"{cf.cap.source}/{cf.cap.name}"
+
+
+def _test_replays(bundle: Path, test_flows: Sequence[Any]) -> dict[str, Replayed]:
+    """The lab test captures replayed through ``bundle``, by :func:`_test_key`."""
+    return {_test_key(cf): replay(bundle, cf.cap.pcap, _label_function(cf.cap)) for cf in test_flows}
+
+
+def _gold_replays(bundle: Path, datasets: Path) -> dict[str, Replayed]:
+    """The shared gold captures replayed through ``bundle`` (none where the datasets lack them)."""
     sqli = datasets / "pcaps" / "gold_cicids2017_sqlinj" / "WebattackSQLinj.pcap"
-    if sqli.is_file():
-        attacker = _ip("172.16.0.1")
-        res.gold["CIC-IDS2017 SQL injection (gold_cicids2017_sqlinj)"] = replay(
+    if not sqli.is_file():
+        return {}
+    attacker = _ip("172.16.0.1")
+    return {
+        "CIC-IDS2017 SQL injection (gold_cicids2017_sqlinj)": replay(
             bundle, sqli, lambda f: "Web Attack" if attacker in (f.src, f.dst) else BENIGN
         )
+    }
 
 
 def check_sources(folders: Sequence[str | Path]) -> dict[str, list[Path]]:
