@@ -569,6 +569,66 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
     return THRESHOLDS[-1]
 
 
+#: The threshold guard's default (``--keep-recall``): at the shipped threshold, the final model
+#: must still flag this share of what it flags at 0.5 of each lab training attack type.
+KEEP_RECALL = 0.9
+#: Fewest flows of a lab training attack type for the guard to judge it.
+GUARD_MIN_FLOWS = 50
+
+
+def plateau_cap(scores: dict[str, np.ndarray], keep: float) -> float:
+    """The highest of ``THRESHOLDS`` up to which (every step from 0.5 on) each attack type's
+    ``scores`` (its flows' attack scores) still flag at least ``keep`` of the share they flag at
+    0.5; types with fewer than ``GUARD_MIN_FLOWS`` flows are not judged.
+
+    Why: label smoothing makes the network aim at 0.95 for an attack, so its attack scores pile
+    up on a plateau just under that; a threshold picked from the held-out benign flows alone can
+    land on or above the plateau, where a retrain flags only a fraction of an attack type it
+    learnt (two retrains of 2026-12 picked 0.9609 and flagged none of the lab test UDP flood).
+    """
+    judged = {c: v for c, v in scores.items() if len(v) >= GUARD_MIN_FLOWS}
+    cap = THRESHOLDS[0]
+    for thr in THRESHOLDS:
+        if any((v >= thr).mean() < keep * (v >= 0.5).mean() for v in judged.values()):
+            break
+        cap = thr
+    return cap
+
+
+def lab_attack_scores(bundle: Path, lab_flows: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Per attack type of ``lab_flows`` (finished flows), their attack scores by ``bundle`` (int8)."""
+    from edge_nids.agent.classifier import Classifier
+
+    clf = Classifier(bundle)
+    got: dict[str, list[np.ndarray]] = defaultdict(list)
+    for cf in lab_flows:
+        attack = cf.classes != BENIGN
+        if attack.any():
+            s = clf.attack_scores(clf.probabilities(cf.X[attack].astype(np.float32)))
+            for c in np.unique(cf.classes[attack]):
+                got[str(c)].append(s[cf.classes[attack] == c])
+    return {c: np.concatenate(v) for c, v in sorted(got.items())}
+
+
+def guard_record(
+    bundle: Path, lab_flows: Sequence[Any], keep: float, pick: float, label: str
+) -> dict[str, Any]:
+    """The guard judged for ``bundle`` (``Results.args["guards"]``): its cap, the threshold
+    ``pick`` it was asked about, and per attack type (flows, flagged at 0.5, at ``pick``, at the cap)."""
+    scores = lab_attack_scores(bundle, lab_flows)
+    cap = plateau_cap(scores, keep)
+    return {
+        "bundle": label,
+        "keep": keep,
+        "pick": pick,
+        "cap": cap,
+        "types": {
+            c: [len(v), float((v >= 0.5).mean()), float((v >= pick).mean()), float((v >= cap).mean())]
+            for c, v in scores.items()
+        },
+    }
+
+
 def _fields(
     text: str, option: str, names: str = "N,WINDOW_S,THRESHOLD", types: tuple[type, ...] = (int, float, float)
 ) -> tuple[Any, ...] | None:
@@ -677,6 +737,17 @@ def _volume(text: str) -> VolumeRule | None:
     return VolumeRule.from_dict({"rate": v[0], "sources": v[1], "unanswered": v[2]})
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1 (an ``argparse`` type)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -751,6 +822,7 @@ def run(args: argparse.Namespace) -> int:
         if args.rejudge:
             _decide(res, args, rule)
             if Path(args.out).is_dir():
+                _guard(res, args.keep_recall, Path(args.out), _lab_train_flows(res, work), "final model")
                 set_decision(args.out, res.threshold, res.escalation)
                 log.warning("%s: threshold %.4f, escalation %s", args.out, res.threshold, res.escalation)
         if args.judge_bundle:  # _main has made it args.out too, for --check
@@ -849,6 +921,7 @@ def run(args: argparse.Namespace) -> int:
     out_bundle = Path(args.out)
     write_bundle_from(final, work / "final" / "model", out_bundle, res.threshold, out_bundle.name, notes)
     set_decision(out_bundle, res.threshold, res.escalation)
+    _guard(res, args.keep_recall, out_bundle, lab_flows, "final model")
     test_flows = load_flows(test_caps)
     res.test = _test_replays(out_bundle, test_flows)
     for cf in test_flows:
@@ -864,6 +937,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_train_flows(res: Results, work: Path) -> list[Any]:
+    """The lab training runs' flows of a saved run (from its corpus under ``work``)."""
+    caps = find_captures(None, [Path(p) for p in res.args.get("lab", [])], work / "corpus")
+    return load_flows(caps)
+
+
+def _guard(res: Results, keep: float, bundle: Path, lab_flows: Sequence[Any], label: str) -> None:
+    """The threshold guard (``--keep-recall``, :func:`plateau_cap`): lower ``res.threshold`` to
+    ``bundle``'s cap where it is above it, and keep the record for the report (``keep`` 0: off)."""
+    guards = [g for g in res.args.get("guards", []) if g["bundle"] != label]
+    if keep > 0 and lab_flows:
+        g = guard_record(bundle, lab_flows, keep, res.threshold, label)
+        guards.append(g)
+        if g["cap"] < res.threshold:
+            log.warning(
+                "threshold guard: %s flags under %g of a lab attack type above %.4f; threshold %.4f -> %.4f",
+                label,
+                keep,
+                g["cap"],
+                res.threshold,
+                g["cap"],
+            )
+            res.threshold = g["cap"]
+    res.args["guards"] = guards
+    res.args["keep_recall"] = keep
+
+
 def _judge_bundle(res: Results, bundle: Path, work: Path) -> None:
     """``--judge-bundle``: the report's decision becomes ``bundle``'s own (its threshold and
     escalation rule, as shipped), and the lab test runs and the gold capture are replayed
@@ -874,10 +974,16 @@ def _judge_bundle(res: Results, bundle: Path, work: Path) -> None:
     res.args["judged_bundle"] = {
         "path": str(bundle),
         "name": meta.get("name", bundle.name),
-        "version": meta.get("version", ""),
+        "version": (meta.get("sha256") or {}).get("model.tflite", "")[:12],
     }
     res.threshold = float(meta["threshold"])
     res.escalation = meta.get("escalation")
+    keep = float(res.args.get("keep_recall", KEEP_RECALL))
+    guards = [g for g in res.args.get("guards", []) if g["bundle"] != "shipped bundle"]
+    lab_flows = _lab_train_flows(res, work) if keep > 0 else []
+    if lab_flows:  # judged, never applied: the shipped threshold is the report's decision
+        guards.append(guard_record(bundle, lab_flows, keep, res.threshold, "shipped bundle"))
+    res.args["guards"] = guards
     test_caps = find_captures(None, [Path(p) for p in res.args.get("test_lab", [])], work / "corpus")
     res.test.update(_test_replays(bundle, load_flows(test_caps)))
     if res.args.get("datasets"):
@@ -949,7 +1055,16 @@ def _threshold_rule(args: argparse.Namespace, rule: EscalationRule | None) -> st
     how = ""
     if rule is not None:
         how = f", escalating by {rule.describe()}"
-    return f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows{how}"
+    guard = ""
+    if args.keep_recall > 0:
+        guard = (
+            f", at most the highest step at which the final model still flags {100 * args.keep_recall:g} % "
+            "of what it flags at 0.5 of each lab training attack type"
+        )
+    return (
+        f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows"
+        f"{guard}{how}"
+    )
 
 
 def _decide(res: Results, args: argparse.Namespace, rule: EscalationRule | None) -> None:
@@ -1333,6 +1448,74 @@ def _rate_sweep(res: Results, thr: float, rule: EscalationRule) -> list[str]:
     )
 
 
+def _own_pick(a: dict[str, Any]) -> float:
+    """A judged run's own pick by the benign-share rule alone, before its threshold guard."""
+    own = next((g for g in a.get("guards") or [] if g["bundle"] == "final model"), None)
+    return float(own["pick"]) if own is not None else float(a["own_threshold"])
+
+
+def _guard_sentence(a: dict[str, Any]) -> str:
+    """The threshold guard in the report's decision paragraph ("" where it was off)."""
+    own = next((g for g in a.get("guards") or [] if g["bundle"] == "final model"), None)
+    if own is None:
+        return ""
+    cut = own["pick"] > own["cap"]
+    return (
+        f" The threshold guard (below: the final model must still flag {100 * own['keep']:g} % of what "
+        "it flags at 0.5 of each lab training attack type) "
+        + (
+            f"lowered this run's pick to {own['cap']:.4f}, the cap of its final model (the threshold "
+            "sweep below has it beside the shipped threshold)."
+            if cut
+            else f"left this run's pick alone (cap {own['cap']:.4f})."
+        )
+    )
+
+
+def _guard_section(a: dict[str, Any]) -> list[str]:
+    """The threshold guard's table: per lab training attack type, the share of its finished
+    flows each judged bundle flags at 0.5, at the threshold it was asked about and at its cap."""
+    guards = a.get("guards") or []
+    if not guards:
+        return []
+    keep = 100 * guards[0]["keep"]
+    L = [
+        "",
+        "### Threshold guard (lab training runs, finished flows, int8)",
+        "",
+        f"The threshold may not exceed the highest int8 step up to which a bundle still flags {keep:g} % "
+        "of what it flags at 0.5 of each lab training attack type (types of at least "
+        f"{GUARD_MIN_FLOWS} flows). Label smoothing makes the network aim at 0.95 for an attack, so "
+        "attack scores pile up just under it, and a pick from the benign flows alone can land on that "
+        "plateau, where a retrain flags a fraction of an attack type it learnt. Training flows: this "
+        "says where the plateau lies, not how well attacks are caught (the lab test runs say that).",
+        "",
+    ]
+    for g in guards:
+        verdict = (
+            f"threshold {g['pick']:.4f} within it"
+            if g["pick"] <= g["cap"]
+            else f"threshold {g['pick']:.4f} above it, lowered to the cap"
+        )
+        L.append(f"- {g['bundle']}: cap **{g['cap']:.4f}**, {verdict}")
+    L += [
+        "",
+        "| attack type | flows | "
+        + " | ".join(f"{g['bundle']}: at 0.5 | at {g['pick']:.4f} | at cap {g['cap']:.4f}" for g in guards)
+        + " |",
+        "|---|---:|" + "---:|---:|---:|" * len(guards),
+    ]
+    types = sorted({c for g in guards for c in g["types"]})
+    for c in types:
+        n = next(g["types"][c][0] for g in guards if c in g["types"])
+        cells = []
+        for g in guards:
+            v = g["types"].get(c)
+            cells += [f"{100 * x:.1f} %" for x in v[1:]] if v else ["—"] * 3
+        L.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+    return L
+
+
 def _final(a: dict[str, Any]) -> str:
     """What the report calls the model the lab test runs were judged with."""
     return "shipped bundle" if a.get("judged_bundle") else "final model"
@@ -1498,15 +1681,19 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
             "same recipe trained on every capture, with this threshold."
             if not a.get("judged_bundle")
             else f". Threshold **{thr:.4f}** and the escalation rule: those of the shipped bundle "
-            f"(`{a['judged_bundle']['path']}`, model {a['judged_bundle']['version'] or '?'}), which is not "
+            f"(`{a['judged_bundle']['path']}`, model.tflite sha256 "
+            f"{a['judged_bundle']['version'] or '?'}…), which is not "
             "this run's final model: it is the same recipe trained by an earlier run on earlier "
             "recordings of the same lab runs, whose own cross-validation picked that threshold. This "
             "run's fold models are judged at the shipped decision; by the same rule (at most "
             f"{100 * a['target_fpr']:g} % of the held-out benign flows) they would have picked "
-            f"{float(a['own_threshold']):.4f} (the threshold sweep below has both). The lab test runs, "
+            f"{_own_pick(a):.4f}"
+            + ("" if _own_pick(a) != float(a["own_threshold"]) else " (the threshold sweep below has both)")
+            + ". The lab test runs, "
             "the shared gold capture and the other sources' captures are replayed through the shipped "
             "bundle itself."
-        ),
+        )
+        + _guard_sentence(a),
     ]
     core = [c for c in attacks if c.attack_type in CORE_TYPES]
     if rule is not None:
@@ -1666,6 +1853,7 @@ def render(res: Results, others: Sequence[tuple[str, Results]] = ()) -> str:
             else (" (chosen)" if t == thr else "")
         )
         L.append(f"| {t:.4f}{mark} | {b.cell(0)} | {hit} of {len(core)} | {at.cell(0)} |")
+    L += _guard_section(a)
     if rule is not None:
         L += _escalation_sweep(res, thr, rule)
         L += _flood_sweep(res, thr, rule)
@@ -1850,6 +2038,15 @@ def register(sub: Any) -> None:
         "model (default 1)",
     )
     p.add_argument("--target-fpr", type=float, default=0.008, help="benign share the threshold may flag")
+    p.add_argument(
+        "--keep-recall",
+        type=_share,
+        default=KEEP_RECALL,
+        metavar="SHARE",
+        help="threshold guard: the threshold is lowered, where needed, to the highest int8 step at "
+        "which the final bundle still flags SHARE of what it flags at 0.5 of each lab training "
+        f"attack type (default {KEEP_RECALL:g}; 0: off)",
+    )
     p.add_argument("-o", "--out", default="runs/detection/final/bundle", help="where the final bundle goes")
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")
     p.add_argument(

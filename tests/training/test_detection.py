@@ -601,3 +601,57 @@ def test_judge_bundle_takes_the_bundles_decision_and_replays_through_it(
     # judged again (a re-render), the run's own pick stays the one it made
     _judge_bundle(res, bundle, tmp_path)
     assert res.args["own_threshold"] == 0.9609375
+
+
+def test_the_threshold_guard_caps_a_pick_above_the_attack_scores_plateau(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Real attack flows (a masscan port scan, the SoP spoofed SYN flood, the kihy slowloris)
+    scored by the shipped bundle: the guard's cap is the highest int8 step up to which every
+    attack type still flags 90 % of what it flags at 0.5 (one step higher, one of them does
+    not); a pick above the cap is lowered to it and recorded, one below is left alone."""
+    from edge_nids.training.detection import THRESHOLDS, _guard, lab_attack_scores, plateau_cap
+
+    names = {"scannerrec_masscan", "sop_syn_flood", "kihy_slowloris"}
+    caps = [c for c in find_captures(shared_data, [], tmp_path) if c.name in names]
+    flows = load_flows(build_corpus(caps))
+    bundle = ROOT / "models" / "cnn-lstm-ctx-int8"
+    scores = lab_attack_scores(bundle, flows)
+    assert set(scores) == {str(cf.classes[cf.classes != BENIGN][0]) for cf in flows}
+    cap = plateau_cap(scores, 0.9)
+    assert 0.5 <= cap < THRESHOLDS[-1]
+    for thr in [t for t in THRESHOLDS if t <= cap]:
+        assert all((v >= thr).mean() >= 0.9 * (v >= 0.5).mean() for v in scores.values())
+    above = THRESHOLDS[THRESHOLDS.index(cap) + 1]
+    assert any((v >= above).mean() < 0.9 * (v >= 0.5).mean() for v in scores.values())
+    # a type of fewer than GUARD_MIN_FLOWS flows is not judged
+    assert plateau_cap({**scores, "few": np.zeros(10)}, 0.9) == cap
+
+    def results(thr: float) -> Results:
+        return Results(captures=[], folds={}, classes={}, rf={}, keras={}, agent={}, test={},
+                       test_rf={}, gold={}, threshold=thr, rf_threshold=0.5, args={},
+                       fold_info=[], seconds=0.0)  # fmt: skip
+
+    high = results(THRESHOLDS[-1])
+    _guard(high, 0.9, bundle, flows, "final model")
+    assert high.threshold == cap
+    (g,) = high.args["guards"]
+    assert g["pick"] == THRESHOLDS[-1] and g["cap"] == cap and set(g["types"]) == set(scores)
+    low = results(0.5)
+    _guard(low, 0.9, bundle, flows, "final model")
+    assert low.threshold == 0.5 and low.args["guards"][0]["cap"] == cap
+    off = results(THRESHOLDS[-1])
+    _guard(off, 0.0, bundle, flows, "final model")
+    assert off.threshold == THRESHOLDS[-1] and off.args["guards"] == []
+
+
+def test_keep_recall_outside_zero_to_one_is_refused_by_name(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_nids.cli", "detection", "--keep-recall", "1.5", "--work", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "--keep-recall" in r.stderr and "'1.5' is not a share from 0 to 1" in r.stderr
