@@ -13,9 +13,9 @@
 # A retrain is not always shippable. On the lab runs re-recorded at stop 22, seeds 42 and 43
 # picked 0.9609, above the attack scores' plateau (~0.95), and their final models flagged 0 %
 # of the lab test runs' UDP flood. The threshold guard (--keep-recall 0.9, docs/detection.md
-# "Threshold guard") now lowers such a pick to where the final model still catches the lab
-# training attacks (those two runs: 0.9297 and 0.7812), but then flags more benign flows
-# (held out: 2.65 % and 9.19 %). Check the report's false-alarm and "Lab test runs" tables
+# "Threshold guard") now lowers such a pick to where the agent with the final model still
+# catches the lab training attacks (those two runs: 0.9297 and 0.7852), but then flags more
+# benign flows (held out: 2.65 % and 9.13 %). Check the report's false-alarm and "Lab test runs" tables
 # before shipping; the shipped weights are judged on a run's results with
 #   edge-nids detection --work runs/detection --report-only --judge-bundle models/cnn-lstm-ctx-int8 \
 #       --check runs/third_party --write docs/detection.md

@@ -569,63 +569,78 @@ def pick_threshold_replayed(replays: Sequence[Replayed], target: float, rule: Es
     return THRESHOLDS[-1]
 
 
-#: The threshold guard's default (``--keep-recall``): at the shipped threshold, the final model
-#: must still flag this share of what it flags at 0.5 of each lab training attack type.
+#: The threshold guard's default (``--keep-recall``): at the shipped threshold, the agent with the
+#: final model must still flag this share of what it flags at 0.5 of each lab training attack type.
 KEEP_RECALL = 0.9
 #: Fewest flows of a lab training attack type for the guard to judge it.
 GUARD_MIN_FLOWS = 50
 
 
-def plateau_cap(scores: dict[str, np.ndarray], keep: float) -> float:
-    """The highest of ``THRESHOLDS`` up to which (every step from 0.5 on) each attack type's
-    ``scores`` (its flows' attack scores) still flag at least ``keep`` of the share they flag at
-    0.5; types with fewer than ``GUARD_MIN_FLOWS`` flows are not judged.
+def plateau_cap(share_at: Callable[[float], dict[str, float]], flows: dict[str, int], keep: float) -> float:
+    """The highest of ``THRESHOLDS`` up to which (every step from 0.5 on) each attack type still
+    has at least ``keep`` of the share of its flows flagged at 0.5; ``share_at(threshold)``: the
+    share flagged per type, ``flows``: how many flows each type has (types of fewer than
+    ``GUARD_MIN_FLOWS`` are not judged).
 
     Why: label smoothing makes the network aim at 0.95 for an attack, so its attack scores pile
     up on a plateau just under that; a threshold picked from the held-out benign flows alone can
     land on or above the plateau, where a retrain flags only a fraction of an attack type it
     learnt (two retrains of 2026-12 picked 0.9609 and flagged none of the lab test UDP flood).
     """
-    judged = {c: v for c, v in scores.items() if len(v) >= GUARD_MIN_FLOWS}
+    judged = [c for c, n in flows.items() if n >= GUARD_MIN_FLOWS]
+    base = share_at(0.5)
     cap = THRESHOLDS[0]
     for thr in THRESHOLDS:
-        if any((v >= thr).mean() < keep * (v >= 0.5).mean() for v in judged.values()):
+        got = share_at(thr)
+        if any(got[c] < keep * base[c] for c in judged):
             break
         cap = thr
     return cap
 
 
-def lab_attack_scores(bundle: Path, lab_flows: Sequence[Any]) -> dict[str, np.ndarray]:
-    """Per attack type of ``lab_flows`` (finished flows), their attack scores by ``bundle`` (int8)."""
-    from edge_nids.agent.classifier import Classifier
+class AgentShares:
+    """What the agent flags of each attack type in ``replays`` at a threshold, escalating by
+    ``rule`` (its open-flow checks and every rule part count, as in the agent)."""
 
-    clf = Classifier(bundle)
-    got: dict[str, list[np.ndarray]] = defaultdict(list)
-    for cf in lab_flows:
-        attack = cf.classes != BENIGN
-        if attack.any():
-            s = clf.attack_scores(clf.probabilities(cf.X[attack].astype(np.float32)))
-            for c in np.unique(cf.classes[attack]):
-                got[str(c)].append(s[cf.classes[attack] == c])
-    return {c: np.concatenate(v) for c, v in sorted(got.items())}
+    def __init__(self, replays: Sequence[Replayed], rule: EscalationRule | None) -> None:
+        self.replays, self.rule = list(replays), rule
+        self.flows: dict[str, int] = dict(
+            sorted(Counter(lab for r in self.replays for lab in r.labels if lab != BENIGN).items())
+        )
+
+    def __call__(self, thr: float) -> dict[str, float]:
+        k: Counter[str] = Counter()
+        for r in self.replays:
+            for lab, f in zip(r.labels, r.flagged(thr, self.rule), strict=True):
+                if f and lab != BENIGN:
+                    k[lab] += 1
+        return {c: k[c] / n for c, n in self.flows.items()}
+
+
+def lab_replays(bundle: Path, lab_flows: Sequence[Any]) -> list[Replayed]:
+    """The lab captures of ``lab_flows`` that hold attack flows, replayed through ``bundle``."""
+    return [
+        replay(bundle, cf.cap.pcap, _label_function(cf.cap))
+        for cf in lab_flows
+        if (cf.classes != BENIGN).any()
+    ]
 
 
 def guard_record(
-    bundle: Path, lab_flows: Sequence[Any], keep: float, pick: float, label: str
+    bundle: Path, lab_flows: Sequence[Any], keep: float, pick: float, label: str, rule: EscalationRule | None
 ) -> dict[str, Any]:
-    """The guard judged for ``bundle`` (``Results.args["guards"]``): its cap, the threshold
-    ``pick`` it was asked about, and per attack type (flows, flagged at 0.5, at ``pick``, at the cap)."""
-    scores = lab_attack_scores(bundle, lab_flows)
-    cap = plateau_cap(scores, keep)
+    """The guard judged for ``bundle`` on agent replays of the lab training captures
+    (``Results.args["guards"]``): its cap, the threshold ``pick`` it was asked about, and per
+    attack type (flows, share flagged at 0.5, at ``pick``, at the cap)."""
+    shares = AgentShares(lab_replays(bundle, lab_flows), rule)
+    cap = plateau_cap(shares, shares.flows, keep)
+    at = {t: shares(t) for t in (0.5, pick, cap)}
     return {
         "bundle": label,
         "keep": keep,
         "pick": pick,
         "cap": cap,
-        "types": {
-            c: [len(v), float((v >= 0.5).mean()), float((v >= pick).mean()), float((v >= cap).mean())]
-            for c, v in scores.items()
-        },
+        "types": {c: [n, at[0.5][c], at[pick][c], at[cap][c]] for c, n in shares.flows.items()},
     }
 
 
@@ -948,7 +963,7 @@ def _guard(res: Results, keep: float, bundle: Path, lab_flows: Sequence[Any], la
     ``bundle``'s cap where it is above it, and keep the record for the report (``keep`` 0: off)."""
     guards = [g for g in res.args.get("guards", []) if g["bundle"] != label]
     if keep > 0 and lab_flows:
-        g = guard_record(bundle, lab_flows, keep, res.threshold, label)
+        g = guard_record(bundle, lab_flows, keep, res.threshold, label, res.rule)
         guards.append(g)
         if g["cap"] < res.threshold:
             log.warning(
@@ -982,7 +997,7 @@ def _judge_bundle(res: Results, bundle: Path, work: Path) -> None:
     guards = [g for g in res.args.get("guards", []) if g["bundle"] != "shipped bundle"]
     lab_flows = _lab_train_flows(res, work) if keep > 0 else []
     if lab_flows:  # judged, never applied: the shipped threshold is the report's decision
-        guards.append(guard_record(bundle, lab_flows, keep, res.threshold, "shipped bundle"))
+        guards.append(guard_record(bundle, lab_flows, keep, res.threshold, "shipped bundle", res.rule))
     res.args["guards"] = guards
     test_caps = find_captures(None, [Path(p) for p in res.args.get("test_lab", [])], work / "corpus")
     res.test.update(_test_replays(bundle, load_flows(test_caps)))
@@ -1058,8 +1073,8 @@ def _threshold_rule(args: argparse.Namespace, rule: EscalationRule | None) -> st
     guard = ""
     if args.keep_recall > 0:
         guard = (
-            f", at most the highest step at which the final model still flags {100 * args.keep_recall:g} % "
-            "of what it flags at 0.5 of each lab training attack type"
+            f", at most the highest step at which the agent with the final model still flags "
+            f"{100 * args.keep_recall:g} % of what it flags at 0.5 of each lab training attack type"
         )
     return (
         f"lowest threshold flagging <= {100 * args.target_fpr:g} % of held-out benign_public flows"
@@ -1461,8 +1476,8 @@ def _guard_sentence(a: dict[str, Any]) -> str:
         return ""
     cut = own["pick"] > own["cap"]
     return (
-        f" The threshold guard (below: the final model must still flag {100 * own['keep']:g} % of what "
-        "it flags at 0.5 of each lab training attack type) "
+        f" The threshold guard (below: the agent with the final model must still flag "
+        f"{100 * own['keep']:g} % of what it flags at 0.5 of each lab training attack type) "
         + (
             f"lowered this run's pick to {own['cap']:.4f}, the cap of its final model (the threshold "
             "sweep below has it beside the shipped threshold)."
@@ -1481,10 +1496,11 @@ def _guard_section(a: dict[str, Any]) -> list[str]:
     keep = 100 * guards[0]["keep"]
     L = [
         "",
-        "### Threshold guard (lab training runs, finished flows, int8)",
+        "### Threshold guard (lab training runs, replayed as the agent)",
         "",
-        f"The threshold may not exceed the highest int8 step up to which a bundle still flags {keep:g} % "
-        "of what it flags at 0.5 of each lab training attack type (types of at least "
+        f"The threshold may not exceed the highest int8 step up to which the agent, with a bundle and "
+        f"its escalation rule, still flags {keep:g} % of what it flags at 0.5 of each lab training "
+        "attack type's flows (the training runs' captures replayed; types of at least "
         f"{GUARD_MIN_FLOWS} flows). Label smoothing makes the network aim at 0.95 for an attack, so "
         "attack scores pile up just under it, and a pick from the benign flows alone can land on that "
         "plateau, where a retrain flags a fraction of an attack type it learnt. Training flows: this "
@@ -2044,8 +2060,9 @@ def register(sub: Any) -> None:
         default=KEEP_RECALL,
         metavar="SHARE",
         help="threshold guard: the threshold is lowered, where needed, to the highest int8 step at "
-        "which the final bundle still flags SHARE of what it flags at 0.5 of each lab training "
-        f"attack type (default {KEEP_RECALL:g}; 0: off)",
+        "which the agent with the final bundle and its escalation rule still flags SHARE of what it "
+        f"flags at 0.5 of each lab training attack type (the training captures replayed; default "
+        f"{KEEP_RECALL:g}; 0: off)",
     )
     p.add_argument("-o", "--out", default="runs/detection/final/bundle", help="where the final bundle goes")
     p.add_argument("--write", help="write the report here (e.g. docs/detection.md) instead of stdout")

@@ -606,37 +606,46 @@ def test_judge_bundle_takes_the_bundles_decision_and_replays_through_it(
 def test_the_threshold_guard_caps_a_pick_above_the_attack_scores_plateau(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    """Real attack flows (a masscan port scan, the SoP spoofed SYN flood, the kihy slowloris)
-    scored by the shipped bundle: the guard's cap is the highest int8 step up to which every
-    attack type still flags 90 % of what it flags at 0.5 (one step higher, one of them does
-    not); a pick above the cap is lowered to it and recorded, one below is left alone."""
-    from edge_nids.training.detection import THRESHOLDS, _guard, lab_attack_scores, plateau_cap
+    """Real attack captures (a masscan port scan, the SoP spoofed SYN flood, the kihy slowloris)
+    replayed through the shipped bundle with its escalation rule: the guard's cap is the highest
+    int8 step up to which the agent still flags 90 % of what it flags at 0.5 of every attack
+    type (one step higher, one of them is below that); a pick above the cap is lowered to it and
+    recorded, one below is left alone."""
+    import json
+
+    from edge_nids.agent.escalate import EscalationRule
+    from edge_nids.training.detection import THRESHOLDS, AgentShares, _guard, lab_replays, plateau_cap
 
     names = {"scannerrec_masscan", "sop_syn_flood", "kihy_slowloris"}
     caps = [c for c in find_captures(shared_data, [], tmp_path) if c.name in names]
     flows = load_flows(build_corpus(caps))
     bundle = ROOT / "models" / "cnn-lstm-ctx-int8"
-    scores = lab_attack_scores(bundle, flows)
-    assert set(scores) == {str(cf.classes[cf.classes != BENIGN][0]) for cf in flows}
-    cap = plateau_cap(scores, 0.9)
-    assert 0.5 <= cap < THRESHOLDS[-1]
+    rule = EscalationRule.from_dict(json.loads((bundle / "bundle.json").read_text())["escalation"])
+    shares = AgentShares(lab_replays(bundle, flows), rule)
+    assert set(shares.flows) == {"DoS Flood", "DoS slowloris", "PortScan"}
+    assert shares.flows["DoS Flood"] >= 990 and shares.flows["PortScan"] >= 600
+    cap = plateau_cap(shares, shares.flows, 0.9)
+    assert 0.5 < cap < THRESHOLDS[-1]
+    base = shares(0.5)
     for thr in [t for t in THRESHOLDS if t <= cap]:
-        assert all((v >= thr).mean() >= 0.9 * (v >= 0.5).mean() for v in scores.values())
-    above = THRESHOLDS[THRESHOLDS.index(cap) + 1]
-    assert any((v >= above).mean() < 0.9 * (v >= 0.5).mean() for v in scores.values())
-    # a type of fewer than GUARD_MIN_FLOWS flows is not judged
-    assert plateau_cap({**scores, "few": np.zeros(10)}, 0.9) == cap
+        assert all(v >= 0.9 * base[c] for c, v in shares(thr).items())
+    above = shares(THRESHOLDS[THRESHOLDS.index(cap) + 1])
+    assert any(v < 0.9 * base[c] for c, v in above.items())
+    # the flood is what binds here; a type of fewer than GUARD_MIN_FLOWS flows is not judged, so
+    # with the flood counted as 10 flows the cap rises
+    assert above["DoS Flood"] < 0.9 * base["DoS Flood"]
+    assert plateau_cap(shares, {**shares.flows, "DoS Flood": 10}, 0.9) > cap
 
     def results(thr: float) -> Results:
         return Results(captures=[], folds={}, classes={}, rf={}, keras={}, agent={}, test={},
                        test_rf={}, gold={}, threshold=thr, rf_threshold=0.5, args={},
-                       fold_info=[], seconds=0.0)  # fmt: skip
+                       fold_info=[], seconds=0.0, escalation=rule.to_dict())  # fmt: skip
 
     high = results(THRESHOLDS[-1])
     _guard(high, 0.9, bundle, flows, "final model")
     assert high.threshold == cap
     (g,) = high.args["guards"]
-    assert g["pick"] == THRESHOLDS[-1] and g["cap"] == cap and set(g["types"]) == set(scores)
+    assert g["pick"] == THRESHOLDS[-1] and g["cap"] == cap and set(g["types"]) == set(shares.flows)
     low = results(0.5)
     _guard(low, 0.9, bundle, flows, "final model")
     assert low.threshold == 0.5 and low.args["guards"][0]["cap"] == cap
